@@ -1,0 +1,35 @@
+# dunghan: the two commands that matter are `make run` and `make test`.
+# Both set everything up on a fresh clone (a .venv with the project installed).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench clean install
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@mkdir -p var
+	@echo "Installing dunghan and its dependencies into $(VENV) (log: var/install.log)…"
+	@$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[test]' > var/install.log 2>&1 \
+		|| (tail -n 30 var/install.log; exit 1)
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	@$(BIN)/dunghan calendar show $$(date +%Y)
+
+test: $(STAMP)
+	@$(BIN)/ruff check .
+	@$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+
+bench: $(STAMP)
+	@$(BIN)/python bench/calendar.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis
