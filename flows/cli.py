@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from flows import cli_calendar
+from flows import cli_calendar, cli_due, cli_engine, cli_plan
 
 app = typer.Typer(
     name="dunghan",
@@ -14,6 +14,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(cli_calendar.app, name="calendar")
+app.command("agencies")(cli_plan.agencies)
+app.add_typer(cli_plan.plan_app, name="plan")
+app.command("due")(cli_due.due)
+cli_engine.register(app)
 
 
 def main() -> None:

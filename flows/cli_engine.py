@@ -1,0 +1,241 @@
+"""`dunghan run`, `simulate`, `items`, `event …`, `item …`: the engine from a terminal.
+
+The same engine functions the Prefect flows call; every error a person can cause gets a
+Vietnamese message on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from datetime import date
+from typing import Annotated
+
+import typer
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from deadlines.calendar import CalendarError
+from deadlines.datafile import DataFileError
+from flows.cli_calendar import fail, parse_day
+from flows.engine import (
+    EngineContext,
+    EngineError,
+    SweepResult,
+    complete_item,
+    event_types,
+    record_event,
+    sweep,
+    working_days_left,
+)
+from models.db import redact, session_scope
+from models.tables import DeadlineItem, ItemStatus, Obligation
+
+DateOption = Annotated[
+    str | None, typer.Option("--date", help="Ngày chạy (YYYY-MM-DD); mặc định: hôm nay.")
+]
+
+
+@contextmanager
+def user_errors():
+    """Turn the errors a user can cause into a clear message and exit code 2."""
+    try:
+        yield
+    except (EngineError, CalendarError, DataFileError) as exc:
+        raise fail(str(exc)) from None
+    except OperationalError as exc:
+        message = redact(str(exc.orig)) if exc.orig else "lỗi cơ sở dữ liệu"
+        raise fail(f"Không truy cập được cơ sở dữ liệu: {message}", code=3) from None
+
+
+def open_context() -> EngineContext:
+    with user_errors():
+        return EngineContext.open()
+
+
+def print_sweep(ctx: EngineContext, result: SweepResult) -> None:
+    day = f"{result.run_date:%d/%m/%Y}"
+    if result.skipped_reason:
+        typer.echo(f"Ngày {day} không quét: {result.skipped_reason}")
+        typer.echo("Dùng --force để quét cả ngày nghỉ.")
+        return
+    typer.echo(f"Quét hạn ngày {day} — {ctx.plan.meta.title}")
+    typer.echo(f"  Việc mới tạo: {result.created}")
+    if result.transferred:
+        typer.echo(f"  Việc chuyển cho cơ quan kế thừa: {result.transferred}")
+    typer.echo(f"  Việc đến hạn hôm nay: {result.due_today}")
+    overdue = sum(result.overdue_by_step.values())
+    typer.echo(f"  Việc quá hạn chưa hoàn thành: {overdue}")
+    for step in ctx.ladder.steps:
+        if result.overdue_by_step.get(step.code):
+            typer.echo(f"    - {step.name}: {result.overdue_by_step[step.code]}")
+    new = [e for e in result.escalations]
+    typer.echo(f"  Bậc đôn đốc mới đạt: {len(new)} (gửi thông báo: {sum(e.notified for e in new)})")
+    typer.echo(f"  Thư đưa vào hàng đợi: {result.notifications}")
+    if result.overdue_by_agency:
+        typer.echo("  Cơ quan có việc quá hạn nhiều nhất:")
+        for _, name, count in result.overdue_by_agency[:5]:
+            typer.echo(f"    - {name}: {count}")
+
+
+def run(date_: DateOption = None, force: bool = typer.Option(False, "--force")) -> None:
+    """Quét hạn một ngày: tạo việc, xét bậc đôn đốc, đưa thư vào hàng đợi, in tóm tắt."""
+    today = parse_day(date_) if date_ else date.today()
+    ctx = open_context()
+    with user_errors():
+        print_sweep(ctx, sweep(ctx, today, force=force, actor="cli"))
+
+
+def simulate(
+    from_: Annotated[str, typer.Option("--from", help="Ngày bắt đầu (YYYY-MM-DD).")],
+    to: Annotated[str, typer.Option("--to", help="Ngày kết thúc (YYYY-MM-DD).")],
+    seed: Annotated[int, typer.Option("--seed")] = 2025,
+) -> None:
+    """Mô phỏng cả năm: quét hằng ngày, các cơ quan hoàn thành việc theo tỉ lệ thực tế."""
+    from flows.simulate import simulate as run_simulation
+    from flows.simulate import year_summary
+
+    start, end = parse_day(from_, "--from"), parse_day(to, "--to")
+    if end < start:
+        raise fail("--to phải sau --from.")
+    ctx = open_context()
+    began = time.perf_counter()
+    with user_errors():
+        result = run_simulation(ctx, start, end, seed)
+        summary = year_summary(ctx, end)
+    elapsed = time.perf_counter() - began
+    typer.echo(
+        f"Mô phỏng {result.days} ngày ({result.working_days} ngày làm việc) "
+        f"từ {start:%d/%m/%Y} đến {end:%d/%m/%Y} trong {elapsed:.1f} giây."
+    )
+    typer.echo(f"  Sự kiện phát sinh (quyết định công bố, phản ánh…): {result.events}")
+    labels = {
+        ItemStatus.OPEN: "Đang mở",
+        ItemStatus.DONE: "Hoàn thành đúng hạn",
+        ItemStatus.DONE_LATE: "Hoàn thành trễ hạn",
+        ItemStatus.WAIVED: "Miễn",
+        ItemStatus.CANCELLED: "Hủy",
+    }
+    typer.echo("  Việc theo trạng thái:")
+    for status in ItemStatus.ALL:
+        if summary["by_status"].get(status):
+            typer.echo(f"    - {labels[status]}: {summary['by_status'][status]}")
+    typer.echo(f"  Việc quá hạn chưa hoàn thành tại {end:%d/%m/%Y}: {summary['overdue']}")
+    typer.echo("  Bậc đôn đốc đã đạt trong năm:")
+    for step in ctx.ladder.steps:
+        typer.echo(f"    - {step.name}: {summary['steps'].get(step.code, 0)}")
+    typer.echo(f"  Thư đưa vào hàng đợi: {result.notifications}")
+
+
+def items(
+    agency: Annotated[str | None, typer.Option("--agency", help="Mã cơ quan.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help="open | overdue | done | done_late | waived | cancelled"),
+    ] = None,
+    date_: DateOption = None,
+) -> None:
+    """Danh sách việc, lọc theo cơ quan và trạng thái (overdue = mở và đã quá hạn)."""
+    today = parse_day(date_) if date_ else date.today()
+    allowed = (*ItemStatus.ALL, "overdue")
+    if status is not None and status not in allowed:
+        raise fail(f"--status không hợp lệ: '{status}'. Chọn một trong: {', '.join(allowed)}.")
+    ctx = open_context()
+    with user_errors():
+        if agency is not None:
+            ctx.agency(agency)
+        query = select(
+            DeadlineItem.id,
+            Obligation.number,
+            Obligation.title,
+            DeadlineItem.agency_code,
+            DeadlineItem.due,
+            DeadlineItem.status,
+        ).join(Obligation, Obligation.id == DeadlineItem.obligation_id)
+        if agency is not None:
+            query = query.where(DeadlineItem.agency_code == agency)
+        if status == "overdue":
+            query = query.where(DeadlineItem.status == ItemStatus.OPEN, DeadlineItem.due < today)
+        elif status is not None:
+            query = query.where(DeadlineItem.status == status)
+        with session_scope(ctx.db) as session:
+            rows = session.execute(query.order_by(DeadlineItem.due, Obligation.number)).all()
+    typer.echo(f"{'Số':>6}  {'Mục':8}  {'Hạn':10}  {'Trạng thái':24}  {'Cơ quan':12}  Nhiệm vụ")
+    for item_id, number, title, code, due, item_status in rows:
+        state = item_status
+        if item_status == ItemStatus.OPEN:
+            left = working_days_left(ctx.cal, due, today)
+            state = f"quá hạn {-left} ngày LV" if left < 0 else f"mở, còn {left} ngày LV"
+        typer.echo(f"{item_id:>6}  {number:8}  {due:%d/%m/%Y}  {state:24}  {code:12}  {title}")
+    typer.echo(f"Tổng: {len(rows)} việc.")
+
+
+event_app = typer.Typer(help="Sự kiện làm phát sinh hạn (ví dụ nhận quyết định công bố TTHC).")
+item_app = typer.Typer(help="Thao tác trên một việc.")
+
+
+@event_app.command("types")
+def event_types_command() -> None:
+    """Các loại sự kiện kế hoạch đang chờ, và các nhiệm vụ mỗi loại khởi động."""
+    ctx = open_context()
+    for code, (description, numbers) in sorted(event_types(ctx).items()):
+        typer.echo(f"{code}\n    {description}\n    Nhiệm vụ: {', '.join(numbers)}")
+
+
+@event_app.command("record")
+def event_record(
+    event: Annotated[str, typer.Option("--event", help="Mã loại sự kiện (xem `event types`).")],
+    agency: Annotated[str, typer.Option("--agency", help="Mã cơ quan nhận/ban hành.")],
+    on: Annotated[str, typer.Option("--on", help="Ngày xảy ra (YYYY-MM-DD).")],
+    document: Annotated[str, typer.Option("--document", help="Số văn bản.")] = "",
+    description: Annotated[str, typer.Option("--description")] = "",
+) -> None:
+    """Ghi nhận một sự kiện và tạo các việc có hạn tính từ ngày đó."""
+    occurred = parse_day(on, "--on")
+    ctx = open_context()
+    with user_errors():
+        result = record_event(ctx, event, agency, occurred, document, description, actor="cli")
+        with session_scope(ctx.db) as session:
+            rows = session.execute(
+                select(DeadlineItem.id, DeadlineItem.agency_code, DeadlineItem.due).where(
+                    DeadlineItem.event_id == result.event_id
+                )
+            ).all()
+    if result.already_recorded:
+        typer.echo(
+            f"Sự kiện đã được ghi nhận trước đó (số {result.event_id}); không tạo thêm việc."
+        )
+    else:
+        typer.echo(
+            f"Đã ghi nhận sự kiện số {result.event_id}; nhiệm vụ: {', '.join(result.obligations)}."
+        )
+    for item_id, code, due in rows:
+        typer.echo(f"  Việc {item_id}: {ctx.agency_name(code)}, hạn {due:%d/%m/%Y}")
+
+
+@item_app.command("complete")
+def item_complete(
+    item_id: Annotated[int, typer.Argument(help="Số việc (xem `dunghan items`).")],
+    on: Annotated[str, typer.Option("--on", help="Ngày hoàn thành (YYYY-MM-DD).")],
+    evidence: Annotated[str, typer.Option("--evidence", help="Bằng chứng, ví dụ số văn bản.")],
+) -> None:
+    """Đánh dấu một việc đã hoàn thành; hoàn thành sau hạn được ghi là trễ hạn."""
+    done_on = parse_day(on, "--on")
+    ctx = open_context()
+    with user_errors():
+        result = complete_item(ctx, item_id, done_on, evidence, actor="cli")
+    late = "trễ hạn" if result.status == ItemStatus.DONE_LATE else "đúng hạn"
+    prefix = "Đã ghi nhận" if result.changed else "Đã ghi nhận từ trước"
+    typer.echo(
+        f"{prefix}: việc {result.item_id} hoàn thành {late} ngày {done_on:%d/%m/%Y} "
+        f"(hạn {result.due:%d/%m/%Y})."
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the main app."""
+    app.command("run")(run)
+    app.command("simulate")(simulate)
+    app.command("items")(items)
+    app.add_typer(event_app, name="event")
+    app.add_typer(item_app, name="item")

@@ -1,0 +1,824 @@
+"""The engine: the steps the flows and the CLI run, in the order the process runs them.
+
+materialise → transfer (succession) → evaluate (ladder) → queue notifications → report.
+
+Every step is set-based (a handful of statements however many items) and idempotent:
+unique keys in the database, not checks in Python, make a second run change nothing.
+The business rules live in `deadlines/` (pure); this module reads and writes the store.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from deadlines.agencies import Registry, load_registry
+from deadlines.calendar import WorkCalendar
+from deadlines.ladder import Ladder, Step, load_ladder
+from deadlines.plan import Plan, load_plan
+from models.db import make_engine, migrate, session_scope
+from models.store import audit, audit_many, insert_ignoring_duplicates, upsert, utcnow
+from models.tables import (
+    Agency,
+    Assignment,
+    DeadlineItem,
+    Escalation,
+    Event,
+    ItemStatus,
+    Obligation,
+    SweepRun,
+)
+from models.tables import Plan as PlanRow
+from notifications import compose
+from notifications.outbox import store_messages
+
+DATE_RULE_KINDS = ("fixed", "period", "recurring")
+
+
+class EngineError(ValueError):
+    """A request the engine refuses, with a message for the person who made it."""
+
+
+# --------------------------------------------------------------------------- context
+
+
+@dataclass
+class EngineContext:
+    """Everything a run needs: the store, the calendar, the plan, the registry, the ladder."""
+
+    db: Engine
+    cal: WorkCalendar
+    plan: Plan
+    registry: Registry
+    ladder: Ladder
+    obligation_ids: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def open(
+        cls,
+        database_url: str | None = None,
+        *,
+        plan_path: str | Path | None = None,
+        ladder_path: str | Path | None = None,
+        calendar: WorkCalendar | None = None,
+    ) -> EngineContext:
+        """Open (create or migrate) the database and load the reference data into it."""
+        db = make_engine(database_url)
+        migrate(db)
+        registry = load_registry()
+        ctx = cls(
+            db=db,
+            cal=calendar or WorkCalendar.from_settings(),
+            plan=load_plan(plan_path, registry=registry),
+            registry=registry,
+            ladder=load_ladder(ladder_path),
+        )
+        ctx.sync_reference_data()
+        return ctx
+
+    def sync_reference_data(self) -> None:
+        """Upsert agencies, the plan, its obligations and assignments (idempotent)."""
+        with session_scope(self.db) as session:
+            upsert(
+                session, Agency, [_agency_row(a) for a in self.registry.agencies.values()], ["code"]
+            )
+            upsert(
+                session,
+                PlanRow,
+                [
+                    {
+                        "code": self.plan.meta.code,
+                        "title": self.plan.meta.title,
+                        "year": self.plan.meta.year,
+                        "decision": self.plan.meta.decision,
+                        "loaded_at": utcnow(),
+                    }
+                ],
+                ["code"],
+            )
+            plan_id = session.scalar(select(PlanRow.id).where(PlanRow.code == self.plan.meta.code))
+            upsert(
+                session,
+                Obligation,
+                [
+                    {
+                        "plan_id": plan_id,
+                        "number": ob.number,
+                        "section": ob.section,
+                        "title": ob.title,
+                        "content": ob.content,
+                        "timing": ob.timing,
+                        "rule": ob.rule.to_dict(),
+                    }
+                    for ob in self.plan.obligations
+                ],
+                ["plan_id", "number"],
+            )
+            rows = session.execute(
+                select(Obligation.number, Obligation.id).where(Obligation.plan_id == plan_id)
+            )
+            self.obligation_ids = {number: oid for number, oid in rows}
+            assignments = [
+                {"obligation_id": self.obligation_ids[ob.number], "target": code, "role": role}
+                for ob in self.plan.obligations
+                for role, codes in (("lead", ob.lead), ("coordinating", ob.coordinating))
+                for code in codes
+            ]
+            insert_ignoring_duplicates(
+                session, Assignment, assignments, ["obligation_id", "target", "role"]
+            )
+
+    # ------------------------------------------------------------------ lookups
+
+    @property
+    def plan_start(self) -> date:
+        """The day the plan takes effect: no occurrence is due before it (a monthly duty
+        of a plan signed on 24/2 starts with February's, not January's)."""
+        meta = self.plan.meta
+        return meta.effective or meta.signed
+
+    def obligation(self, number: str):
+        for ob in self.plan.obligations:
+            if ob.number == number:
+                return ob
+        known = ", ".join(ob.number for ob in self.plan.obligations)
+        raise EngineError(f"Không có nhiệm vụ số '{number}' trong kế hoạch. Các số hợp lệ: {known}")
+
+    def agency(self, code: str):
+        agency = self.registry.agencies.get(code)
+        if agency is None:
+            raise EngineError(
+                f"Mã cơ quan không hợp lệ: '{code}'. Xem danh sách bằng lệnh `dunghan agencies`."
+            )
+        return agency
+
+    def agency_name(self, code: str) -> str:
+        agency = self.registry.agencies.get(code)
+        if agency is not None:
+            return agency.name
+        group = self.registry.groups.get(code)
+        return group.label if group is not None else code
+
+    def responsible(self, codes: Iterable[str], on: date) -> list[str]:
+        """The agencies answering on `on` for lead codes (agencies or groups)."""
+        out: list[str] = []
+        for code in codes:
+            for agency in self.registry.resolve(code, on=on):
+                if agency.code not in out:
+                    out.append(agency.code)
+        return out
+
+
+def _agency_row(agency) -> dict:
+    return {
+        "code": agency.code,
+        "name": agency.name,
+        "kind": str(agency.kind),
+        "email": agency.email,
+        "focal_email": agency.focal_email,
+        "head_email": agency.head_email,
+        "active_from": agency.active_from,
+        "active_to": agency.active_to,
+        "successor_code": agency.successor,
+        "successor_from": agency.successor_from,
+    }
+
+
+def rule_parts(rule) -> list:
+    """The leaf rules of a rule (a combined rule's parts, else the rule itself)."""
+    if rule.kind == "combined":
+        return [leaf for part in rule.parts for leaf in rule_parts(part)]
+    return [rule]
+
+
+# ------------------------------------------------------------------- materialise
+
+
+def materialise(ctx: EngineContext, session: Session, numbers: Sequence[str] | None = None) -> int:
+    """Create the items of date-based obligations for the plan year; returns how many were
+    new. Agencies are resolved on each due date, so a merged department's later items go
+    straight to its successor."""
+    now = utcnow()
+    rows = []
+    starts = ctx.plan_start
+    for ob in ctx.plan.obligations:
+        if numbers is not None and ob.number not in numbers:
+            continue
+        dues = sorted(
+            {
+                due
+                for part in rule_parts(ob.rule)
+                if part.kind in DATE_RULE_KINDS
+                for due in part.due_dates(ctx.cal, year=ctx.plan.meta.year)
+                if due >= starts
+            }
+        )
+        for due in dues:
+            for agency_code in ctx.responsible(ob.lead, due):
+                rows.append(
+                    {
+                        "obligation_id": ctx.obligation_ids[ob.number],
+                        "agency_code": agency_code,
+                        "period_key": due.isoformat(),
+                        "due": due,
+                        "status": ItemStatus.OPEN,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+    inserted = insert_ignoring_duplicates(
+        session, DeadlineItem, rows, ["obligation_id", "agency_code", "period_key"], ["id"]
+    )
+    return len(inserted)
+
+
+# ---------------------------------------------------------------------- succession
+
+
+def transfer_successions(ctx: EngineContext, session: Session, today: date, actor: str) -> int:
+    """Pass the open items of agencies dissolved by a merger to their successor.
+
+    The item keeps its history: its first agency stays in `original_agency_code`, and an
+    audit row records the transfer. If the successor already has the same occurrence,
+    the dissolved agency's copy is cancelled (never a duplicate).
+    """
+    open_agencies = session.scalars(
+        select(DeadlineItem.agency_code).where(DeadlineItem.status == ItemStatus.OPEN).distinct()
+    ).all()
+    moved = 0
+    for code in open_agencies:
+        agency = ctx.registry.agencies.get(code)
+        if agency is None or agency.is_active_on(today):
+            continue
+        successors = ctx.responsible([code], today)
+        if len(successors) != 1 or successors[0] == code:
+            continue
+        successor = successors[0]
+        items = session.execute(
+            select(DeadlineItem.id, DeadlineItem.obligation_id, DeadlineItem.period_key).where(
+                DeadlineItem.agency_code == code, DeadlineItem.status == ItemStatus.OPEN
+            )
+        ).all()
+        taken = {
+            (oid, key)
+            for oid, key in session.execute(
+                select(DeadlineItem.obligation_id, DeadlineItem.period_key).where(
+                    DeadlineItem.agency_code == successor
+                )
+            )
+        }
+        audits = []
+        for item_id, oid, key in items:
+            values = {
+                "original_agency_code": func.coalesce(DeadlineItem.original_agency_code, code)
+            }
+            if (oid, key) in taken:
+                values |= {
+                    "status": ItemStatus.CANCELLED,
+                    "evidence": f"Chuyển cho {successor}: cơ quan kế thừa đã có việc này",
+                }
+            else:
+                values |= {"agency_code": successor}
+            session.execute(
+                update(DeadlineItem)
+                .where(DeadlineItem.id == item_id)
+                .values(**values, updated_at=utcnow())
+            )
+            audits.append(
+                {
+                    "actor": actor,
+                    "action": "transfer_succession",
+                    "entity": "deadline_item",
+                    "entity_id": item_id,
+                    "detail": {"from": code, "to": successor, "on": today},
+                }
+            )
+            moved += 1
+        audit_many(session, audits)
+    return moved
+
+
+# ------------------------------------------------------------------------ evaluate
+
+
+@dataclass(frozen=True)
+class NewEscalation:
+    item_id: int
+    step: Step
+    notified: bool
+
+
+def _open_items_query(ctx: EngineContext, today: date, numbers=None, agencies=None):
+    horizon = ctx.cal.add_working_days(today, max(0, -ctx.ladder.earliest_offset) or 0)
+    query = select(DeadlineItem.id, DeadlineItem.due).where(
+        DeadlineItem.status == ItemStatus.OPEN, DeadlineItem.due <= horizon
+    )
+    if numbers is not None:
+        query = query.where(
+            DeadlineItem.obligation_id.in_([ctx.obligation_ids[n] for n in numbers])
+        )
+    if agencies is not None:
+        query = query.where(DeadlineItem.agency_code.in_(list(agencies)))
+    return query
+
+
+def evaluate(
+    ctx: EngineContext,
+    session: Session,
+    today: date,
+    numbers: Sequence[str] | None = None,
+    agencies: Sequence[str] | None = None,
+) -> list[NewEscalation]:
+    """Record every ladder step reached by open items; notify only each item's highest.
+
+    Steps are computed for all candidate items at once (vectorised), compared with the
+    steps already recorded, and inserted with ON CONFLICT DO NOTHING, so two sweeps at
+    once record (and notify) each step of each item exactly once.
+    """
+    candidates = session.execute(_open_items_query(ctx, today, numbers, agencies)).all()
+    if not candidates:
+        return []
+    ids = np.array([c[0] for c in candidates], dtype=np.int64)
+    dues = np.array([c[1] for c in candidates], dtype="datetime64[D]")
+    highest = ctx.ladder.highest_reached(ctx.cal, dues, today)
+    reached = highest >= 0
+    ids, dues, highest = ids[reached], dues[reached], highest[reached]
+    if ids.size == 0:
+        return []
+    recorded: dict[int, int] = defaultdict(lambda: -1)
+    existing = session.execute(
+        select(Escalation.item_id, func.max(Escalation.rank))
+        .where(
+            Escalation.item_id.in_(
+                _open_items_query(ctx, today, numbers, agencies).with_only_columns(DeadlineItem.id)
+            )
+        )
+        .group_by(Escalation.item_id)
+    )
+    for item_id, rank in existing:
+        recorded[item_id] = rank
+    rows = []
+    for item_id, due, top in zip(ids.tolist(), dues.astype(object), highest.tolist(), strict=True):
+        for rank in range(recorded[item_id] + 1, top + 1):
+            step = ctx.ladder.steps[rank]
+            rows.append(
+                {
+                    "item_id": item_id,
+                    "step": step.code,
+                    "rank": rank,
+                    "step_date": ctx.ladder.step_date(ctx.cal, due, step),
+                    "reached_on": today,
+                    "notified": rank == top,
+                }
+            )
+    inserted = insert_ignoring_duplicates(
+        session, Escalation, rows, ["item_id", "step"], ["item_id", "step", "notified"]
+    )
+    return [NewEscalation(i, ctx.ladder.step(s), bool(n)) for i, s, n in inserted]
+
+
+# ----------------------------------------------------------------------- notify
+
+
+def item_lines(
+    ctx: EngineContext, session: Session, item_ids: Iterable[int], today: date
+) -> dict[int, compose.ItemLine]:
+    """The items as recipients read them, with the highest step and its history."""
+    ids = list(item_ids)
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(
+            DeadlineItem.id,
+            DeadlineItem.agency_code,
+            DeadlineItem.due,
+            Obligation.number,
+            Obligation.title,
+            Obligation.content,
+        )
+        .join(Obligation, Obligation.id == DeadlineItem.obligation_id)
+        .where(DeadlineItem.id.in_(ids))
+    ).all()
+    history: dict[int, list[tuple[int, str, date]]] = defaultdict(list)
+    for item_id, rank, step, reached_on in session.execute(
+        select(Escalation.item_id, Escalation.rank, Escalation.step, Escalation.reached_on)
+        .where(Escalation.item_id.in_(ids))
+        .order_by(Escalation.rank)
+    ):
+        history[item_id].append((rank, step, reached_on))
+    out = {}
+    for item_id, agency_code, due, number, title, content in rows:
+        ob = ctx.obligation(number)
+        steps = history.get(item_id, [])
+        out[item_id] = compose.ItemLine(
+            item_id=item_id,
+            number=number,
+            title=title,
+            content=content,
+            agency=ctx.agency_name(agency_code),
+            due=due,
+            working_days_left=working_days_left(ctx.cal, due, today),
+            lead="; ".join(ctx.agency_name(c) for c in ob.lead),
+            coordinating="; ".join(ctx.agency_name(c) for c in ob.coordinating),
+            step=ctx.ladder.steps[steps[-1][0]].name if steps else "",
+            history=tuple(
+                f"{ctx.ladder.steps[rank].name} ({reached:%d/%m/%Y})" for rank, _, reached in steps
+            ),
+        )
+    return out
+
+
+def working_days_left(cal: WorkCalendar, due: date, today: date) -> int:
+    """Working days from today to the due date: > 0 left, 0 due today, < 0 overdue."""
+    if due > today:
+        return cal.count_working_days(today + timedelta(days=1), due)
+    if due < today:
+        return -cal.count_working_days(due + timedelta(days=1), today)
+    return 0
+
+
+def role_address(ctx: EngineContext, role: str, agency_code: str) -> tuple[str, str] | None:
+    """(address, display name) of a ladder role for an item of `agency_code`."""
+    spec = ctx.ladder.roles[role]
+    agency = ctx.registry.agencies.get(spec.agency or agency_code)
+    if agency is None:
+        return None
+    address = {
+        "email": agency.email,
+        "focal": agency.focal_email or agency.email,
+        "head": agency.head_email or agency.email,
+    }[spec.address]
+    if not address:
+        return None
+    label = {
+        "focal": "Cán bộ đầu mối KSTTHC",
+        "head": "Thủ trưởng",
+        "provincial_office": "Phòng Kiểm soát TTHC",
+        "office_chief": "Chánh Văn phòng",
+        "chairman": "Chủ tịch",
+    }[role]
+    return address, f"{label} — {agency.name}"
+
+
+def queue_notifications(
+    ctx: EngineContext,
+    session: Session,
+    today: date,
+    escalations: Sequence[NewEscalation],
+    agencies: Sequence[str] | None = None,
+) -> int:
+    """Store today's digests and escalation letters in the outbox (once each)."""
+    messages: list[compose.Message] = []
+    # Daily digests: every agency with open items due soon, today or overdue.
+    candidates = [
+        item_id for item_id, _ in session.execute(_open_items_query(ctx, today, None, agencies))
+    ]
+    lines = item_lines(ctx, session, candidates, today)
+    by_agency: dict[str, list[compose.ItemLine]] = defaultdict(list)
+    agency_of = dict(
+        session.execute(
+            select(DeadlineItem.id, DeadlineItem.agency_code).where(
+                DeadlineItem.id.in_(candidates or [-1])
+            )
+        ).all()
+    )
+    for item_id, line in lines.items():
+        by_agency[agency_of[item_id]].append(line)
+    digest_step = ctx.ladder.steps[0]
+    for agency_code, items in sorted(by_agency.items()):
+        for role in digest_step.to:
+            target = role_address(ctx, role, agency_code)
+            if target:
+                items.sort(key=lambda i: (i.due, i.number))
+                messages.append(
+                    compose.digest(target[0], target[1], ctx.agency_name(agency_code), today, items)
+                )
+    # Escalation letters: the newly reached, notified overdue steps, one per recipient.
+    letters: dict[tuple[str, str], list[int]] = defaultdict(list)
+    letter_meta: dict[tuple[str, str], tuple[str, set[str]]] = {}
+    for esc in escalations:
+        if not esc.notified or esc.step.template != "escalation":
+            continue
+        agency_code = agency_of.get(esc.item_id) or session.scalar(
+            select(DeadlineItem.agency_code).where(DeadlineItem.id == esc.item_id)
+        )
+        for role in esc.step.to:
+            target = role_address(ctx, role, agency_code)
+            if not target:
+                continue
+            key = (target[0], esc.step.code)
+            letters[key].append(esc.item_id)
+            name, cc = letter_meta.get(key, (target[1], set()))
+            for cc_role in esc.step.cc:
+                cc_target = role_address(ctx, cc_role, agency_code)
+                if cc_target and cc_target[0] != target[0]:
+                    cc.add(cc_target[0])
+            letter_meta[key] = (name, cc)
+    if letters:
+        all_ids = {i for ids in letters.values() for i in ids}
+        lines |= item_lines(ctx, session, all_ids - lines.keys(), today)
+    for (address, step_code), ids in sorted(letters.items()):
+        name, cc = letter_meta[(address, step_code)]
+        step = ctx.ladder.step(step_code)
+        items = sorted((lines[i] for i in ids), key=lambda i: (i.agency, i.due, i.number))
+        messages.append(
+            compose.escalation(address, name, tuple(sorted(cc)), step.code, step.name, today, items)
+        )
+    return store_messages(session, messages)
+
+
+# ------------------------------------------------------------------------ sweep
+
+
+@dataclass
+class SweepResult:
+    run_date: date
+    skipped_reason: str | None = None
+    created: int = 0
+    transferred: int = 0
+    escalations: list[NewEscalation] = field(default_factory=list)
+    notifications: int = 0
+    due_today: int = 0
+    overdue_by_step: dict[str, int] = field(default_factory=dict)
+    overdue_by_agency: list[tuple[str, str, int]] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict:
+        return {
+            "created": self.created,
+            "transferred": self.transferred,
+            "new_escalations": len(self.escalations),
+            "notified_escalations": sum(1 for e in self.escalations if e.notified),
+            "notifications": self.notifications,
+            "due_today": self.due_today,
+            "overdue_by_step": self.overdue_by_step,
+        }
+
+
+def sweep(
+    ctx: EngineContext,
+    today: date,
+    *,
+    force: bool = False,
+    numbers: Sequence[str] | None = None,
+    agencies: Sequence[str] | None = None,
+    partition: str = "",
+    actor: str = "system",
+    notify: bool = True,
+) -> SweepResult:
+    """One evaluation for `today`, in one transaction: all of it lands, or none of it."""
+    result = SweepResult(run_date=today)
+    with session_scope(ctx.db) as session:
+        run = SweepRun(run_date=today, partition=partition, forced=force, started_at=utcnow())
+        if not ctx.cal.is_working_day(today) and not force:
+            run.skipped_reason = result.skipped_reason = ctx.cal.explain(today)
+            run.finished_at = utcnow()
+            session.add(run)
+            return result
+        result.created = materialise(ctx, session, numbers)
+        if numbers is None:
+            result.transferred = transfer_successions(ctx, session, today, actor)
+        result.escalations = evaluate(ctx, session, today, numbers, agencies)
+        if notify:
+            result.notifications = queue_notifications(
+                ctx, session, today, result.escalations, agencies
+            )
+        status_report(ctx, session, today, result, numbers, agencies)
+        run.counts = result.counts
+        run.finished_at = utcnow()
+        session.add(run)
+    return result
+
+
+def status_report(ctx, session, today, result: SweepResult, numbers=None, agencies=None) -> None:
+    """Fill the sweep's figures: due today, overdue by highest step, overdue per agency."""
+    base = select(DeadlineItem.id).where(DeadlineItem.status == ItemStatus.OPEN)
+    if numbers is not None:
+        base = base.where(DeadlineItem.obligation_id.in_([ctx.obligation_ids[n] for n in numbers]))
+    if agencies is not None:
+        base = base.where(DeadlineItem.agency_code.in_(list(agencies)))
+    result.due_today = session.scalar(
+        select(func.count()).select_from(base.where(DeadlineItem.due == today).subquery())
+    )
+    top = (
+        select(Escalation.item_id, func.max(Escalation.rank).label("rank"))
+        .group_by(Escalation.item_id)
+        .subquery()
+    )
+    overdue = base.where(DeadlineItem.due < today).subquery()
+    by_step: dict[str, int] = {}
+    for rank, count in session.execute(
+        select(top.c.rank, func.count())
+        .select_from(overdue.join(top, top.c.item_id == overdue.c.id))
+        .group_by(top.c.rank)
+    ):
+        by_step[ctx.ladder.steps[rank].code] = count
+    result.overdue_by_step = by_step
+    result.overdue_by_agency = [
+        (code, ctx.agency_name(code), count)
+        for code, count in session.execute(
+            select(DeadlineItem.agency_code, func.count())
+            .where(DeadlineItem.id.in_(select(overdue.c.id)))
+            .group_by(DeadlineItem.agency_code)
+            .order_by(func.count().desc(), DeadlineItem.agency_code)
+        )
+    ]
+
+
+# ------------------------------------------------------------------ admin actions
+
+
+@dataclass
+class EventResult:
+    event_id: int
+    created_items: list[int]
+    obligations: list[str]
+    already_recorded: bool = False
+
+
+def event_types(ctx: EngineContext) -> dict[str, tuple[str, list[str]]]:
+    """The events the plan waits for: code -> (description, obligation numbers)."""
+    out: dict[str, tuple[str, list[str]]] = {}
+    for ob in ctx.plan.obligations:
+        for part in rule_parts(ob.rule):
+            if part.kind == "after_event":
+                desc, numbers = out.get(part.event_code, (part.event, []))
+                numbers.append(ob.number)
+                out[part.event_code] = (desc, numbers)
+    return out
+
+
+def record_event(
+    ctx: EngineContext,
+    event_code: str,
+    agency_code: str,
+    occurred_on: date,
+    document: str = "",
+    description: str = "",
+    actor: str = "admin",
+) -> EventResult:
+    """Store an event and create the items it starts, with their working-day due dates."""
+    known = event_types(ctx)
+    if event_code not in known:
+        listing = "\n".join(f"  {code}: {desc}" for code, (desc, _) in sorted(known.items()))
+        raise EngineError(f"Loại sự kiện không hợp lệ: '{event_code}'. Các loại hợp lệ:\n{listing}")
+    agency = ctx.agency(agency_code)
+    ctx.cal.is_working_day(occurred_on)  # refuses a date outside the calendar's range
+    with session_scope(ctx.db) as session:
+        inserted = insert_ignoring_duplicates(
+            session,
+            Event,
+            [
+                {
+                    "event_code": event_code,
+                    "agency_code": agency.code,
+                    "occurred_on": occurred_on,
+                    "document": document,
+                    "description": description or known[event_code][0],
+                    "recorded_at": utcnow(),
+                    "recorded_by": actor,
+                }
+            ],
+            ["event_code", "agency_code", "occurred_on", "document"],
+            ["id"],
+        )
+        event_id = (
+            inserted[0][0]
+            if inserted
+            else session.scalar(
+                select(Event.id).where(
+                    Event.event_code == event_code,
+                    Event.agency_code == agency.code,
+                    Event.occurred_on == occurred_on,
+                    Event.document == document,
+                )
+            )
+        )
+        now = utcnow()
+        rows, numbers = [], []
+        for number in known[event_code][1]:
+            ob = ctx.obligation(number)
+            for part in rule_parts(ob.rule):
+                if part.kind != "after_event" or part.event_code != event_code:
+                    continue
+                due = part.due_after(ctx.cal, occurred_on)
+                if due is None:  # the plan sets no limit ("Sau kiểm tra"): nothing to track
+                    continue
+                leads = ctx.responsible(ob.lead, occurred_on)
+                owners = [agency.code] if agency.code in leads or not leads else leads
+                numbers.append(number)
+                rows += [
+                    {
+                        "obligation_id": ctx.obligation_ids[number],
+                        "agency_code": owner,
+                        "period_key": f"event:{event_id}",
+                        "event_id": event_id,
+                        "due": due,
+                        "status": ItemStatus.OPEN,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for owner in owners
+                ]
+        created = [
+            row[0]
+            for row in insert_ignoring_duplicates(
+                session, DeadlineItem, rows, ["obligation_id", "agency_code", "period_key"], ["id"]
+            )
+        ]
+        if inserted:
+            audit(
+                session,
+                actor,
+                "record_event",
+                "event",
+                event_id,
+                event_code=event_code,
+                agency=agency.code,
+                occurred_on=occurred_on,
+                document=document,
+                created_items=created,
+            )
+        if created:
+            _confirm(ctx, session, created, "created", occurred_on, f"event:{event_id}")
+    return EventResult(event_id, created, sorted(set(numbers)), already_recorded=not inserted)
+
+
+@dataclass
+class CompletionResult:
+    item_id: int
+    status: str
+    due: date
+    completed_on: date
+    changed: bool
+
+
+def complete_item(
+    ctx: EngineContext,
+    item_id: int,
+    completed_on: date,
+    evidence: str,
+    actor: str = "admin",
+) -> CompletionResult:
+    """Mark an item done on `completed_on` with its evidence; late completion stays late."""
+    if not evidence or not evidence.strip():
+        raise EngineError("Cần ghi bằng chứng hoàn thành (ví dụ số văn bản).")
+    with session_scope(ctx.db) as session:
+        item = session.get(DeadlineItem, item_id)
+        if item is None:
+            raise EngineError(f"Không có việc số {item_id}.")
+        status = ItemStatus.DONE if completed_on <= item.due else ItemStatus.DONE_LATE
+        if item.status in ItemStatus.CLOSED:
+            same = item.completed_on == completed_on and item.evidence == evidence.strip()
+            if same:
+                return CompletionResult(item.id, item.status, item.due, completed_on, False)
+            raise EngineError(
+                f"Việc số {item_id} đã đóng ({item.status}, ngày {item.completed_on}); "
+                "không ghi đè kết quả đã có."
+            )
+        item.status, item.completed_on, item.evidence = status, completed_on, evidence.strip()
+        item.updated_at = utcnow()
+        session.add(item)
+        audit(
+            session,
+            actor,
+            "complete_item",
+            "deadline_item",
+            item.id,
+            status=status,
+            completed_on=completed_on,
+            evidence=item.evidence,
+        )
+        session.flush()
+        _confirm(ctx, session, [item.id], "completed", completed_on, f"done:{item.id}")
+        return CompletionResult(item.id, status, item.due, completed_on, True)
+
+
+def _confirm(ctx, session, item_ids, what: str, day: date, key: str) -> None:
+    lines = item_lines(ctx, session, item_ids, day)
+    by_agency: dict[str, list[compose.ItemLine]] = defaultdict(list)
+    agency_of = dict(
+        session.execute(
+            select(DeadlineItem.id, DeadlineItem.agency_code).where(DeadlineItem.id.in_(item_ids))
+        ).all()
+    )
+    for item_id, line in lines.items():
+        by_agency[agency_of[item_id]].append(line)
+    messages = []
+    for agency_code, items in by_agency.items():
+        target = role_address(ctx, "focal", agency_code)
+        if target:
+            messages.append(
+                compose.confirmation(
+                    target[0], target[1], ctx.agency_name(agency_code), what, day, items, key
+                )
+            )
+    store_messages(session, messages)

@@ -1,0 +1,151 @@
+"""A year of the plan, day by day: the daily sweep plus departments doing their work.
+
+Departments complete items at realistic, seeded rates and delays, and ministries'
+decisions arrive now and then (starting the event-based obligations), so a new user sees
+the whole year unfold in a few seconds: reminders, escalations, late completions.
+The same engine functions as the flows run; no Prefect flow run per simulated day.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from sqlalchemy import func, select, update
+
+from flows.engine import EngineContext, event_types, record_event, sweep
+from models.db import session_scope
+from models.store import audit_many, utcnow
+from models.tables import DeadlineItem, Escalation, ItemStatus
+
+# How departments behave (an assumption for the demonstration, not a legal fact): most
+# finish a few working days early, some on the day, some late by up to three weeks, and a
+# few let it slide until the escalation ladder reaches the Chairman.
+BEHAVIOUR = (  # (share, lowest offset, highest offset) in working days from the due date
+    (0.62, -8, -1),
+    (0.18, 0, 0),
+    (0.14, 1, 6),
+    (0.06, 7, 15),
+)
+EVENTS_PER_MONTH = 2
+
+
+@dataclass
+class SimulationResult:
+    start: date
+    end: date
+    days: int = 0
+    working_days: int = 0
+    events: int = 0
+    completions: Counter = field(default_factory=Counter)
+    escalations: Counter = field(default_factory=Counter)
+    notifications: int = 0
+
+
+def planned_offset(seed: int, item_id: int) -> int:
+    """The working-day offset from its due date at which an item gets done (seeded)."""
+    rng = random.Random(f"{seed}:{item_id}")
+    pick, acc = rng.random(), 0.0
+    for share, low, high in BEHAVIOUR:
+        acc += share
+        if pick < acc:
+            return rng.randint(low, high)
+    return BEHAVIOUR[-1][2]
+
+
+def simulate(ctx: EngineContext, start: date, end: date, seed: int = 2025) -> SimulationResult:
+    result = SimulationResult(start, end)
+    rng = random.Random(seed)
+    kinds = sorted(event_types(ctx).items())
+    leads = {number: ob.lead for number, ob in ((o.number, o) for o in ctx.plan.obligations)}
+    planned: dict[int, date] = {}
+    day = start
+    while day <= end:
+        result.days += 1
+        if ctx.cal.is_working_day(day):
+            result.working_days += 1
+            if kinds and rng.random() < EVENTS_PER_MONTH / 21:
+                code, (_, numbers) = rng.choice(kinds)
+                owners = ctx.responsible(leads[numbers[0]], day)
+                if owners:
+                    record_event(
+                        ctx,
+                        code,
+                        rng.choice(owners),
+                        day,
+                        document=f"{rng.randint(100, 9999)}/QĐ-{day.year}",
+                        actor="simulation",
+                    )
+                    result.events += 1
+            outcome = sweep(ctx, day, actor="simulation")
+            result.notifications += outcome.notifications
+            for esc in outcome.escalations:
+                result.escalations[esc.step.code] += 1
+            _complete_due_work(ctx, day, seed, planned, result)
+        day += timedelta(days=1)
+    return result
+
+
+def _complete_due_work(ctx, today, seed, planned: dict[int, date], result) -> None:
+    """Departments finish the items whose planned completion day has come."""
+    with session_scope(ctx.db) as session:
+        open_items = session.execute(
+            select(DeadlineItem.id, DeadlineItem.due).where(DeadlineItem.status == ItemStatus.OPEN)
+        ).all()
+        finished: list[tuple[int, date, str]] = []
+        for item_id, due in open_items:
+            if item_id not in planned:
+                offset = planned_offset(seed, item_id)
+                planned[item_id] = ctx.cal.add_working_days(due, offset) if offset else due
+            if planned[item_id] <= today:
+                status = ItemStatus.DONE if today <= due else ItemStatus.DONE_LATE
+                finished.append((item_id, due, status))
+        now = utcnow()
+        for status in (ItemStatus.DONE, ItemStatus.DONE_LATE):
+            ids = [i for i, _, s in finished if s == status]
+            if ids:
+                session.execute(
+                    update(DeadlineItem)
+                    .where(DeadlineItem.id.in_(ids), DeadlineItem.status == ItemStatus.OPEN)
+                    .values(
+                        status=status,
+                        completed_on=today,
+                        evidence=f"Văn bản báo cáo ngày {today:%d/%m/%Y} (mô phỏng)",
+                        updated_at=now,
+                    )
+                )
+                result.completions[status] += len(ids)
+        audit_many(
+            session,
+            (
+                {
+                    "actor": "simulation",
+                    "action": "complete_item",
+                    "entity": "deadline_item",
+                    "entity_id": item_id,
+                    "detail": {"status": status, "completed_on": today},
+                }
+                for item_id, _, status in finished
+            ),
+        )
+
+
+def year_summary(ctx: EngineContext, today: date) -> dict:
+    """Figures for the end-of-run summary: items by status, overdue, steps reached."""
+    with session_scope(ctx.db) as session:
+        by_status = dict(
+            session.execute(
+                select(DeadlineItem.status, func.count()).group_by(DeadlineItem.status)
+            ).all()
+        )
+        overdue = session.scalar(
+            select(func.count()).where(
+                DeadlineItem.status == ItemStatus.OPEN, DeadlineItem.due < today
+            )
+        )
+        steps = dict(
+            session.execute(select(Escalation.step, func.count()).group_by(Escalation.step)).all()
+        )
+    return {"by_status": by_status, "overdue": overdue, "steps": steps}

@@ -1,0 +1,182 @@
+"""The tables: one small typed class each, constraints in the model.
+
+Glossary (docs/glossary.md): an *obligation* (nhiệm vụ) is a plan row; an *item*
+(việc / lần thực hiện) is one occurrence of it for one agency with one due date (hạn);
+a *step* (bậc) is a rung of the escalation ladder (nhắc hạn, đôn đốc, báo cáo).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class ItemStatus:
+    """The statuses of a deadline item."""
+
+    OPEN = "open"
+    DONE = "done"
+    DONE_LATE = "done_late"
+    WAIVED = "waived"
+    CANCELLED = "cancelled"
+    CLOSED = (DONE, DONE_LATE, WAIVED, CANCELLED)
+    ALL = (OPEN, DONE, DONE_LATE, WAIVED, CANCELLED)
+
+
+class Agency(SQLModel, table=True):
+    """An agency of the registry (cơ quan), synced from plans/agencies.yaml."""
+
+    code: str = Field(primary_key=True, max_length=64)
+    name: str
+    kind: str = Field(max_length=32)
+    email: str | None = None
+    focal_email: str | None = None
+    head_email: str | None = None
+    active_from: date | None = None
+    active_to: date | None = None
+    successor_code: str | None = Field(default=None, max_length=64)
+    successor_from: date | None = None
+
+
+class Plan(SQLModel, table=True):
+    """A loaded plan (kế hoạch), e.g. Decision 384/QĐ-UBND for 2025."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=128, unique=True)
+    title: str
+    year: int
+    decision: str | None = None
+    loaded_at: datetime
+
+
+class Obligation(SQLModel, table=True):
+    """One obligation (nhiệm vụ) of a plan, with its parsed timing rule."""
+
+    __table_args__ = (UniqueConstraint("plan_id", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    plan_id: int = Field(foreign_key="plan.id", index=True)
+    number: str = Field(max_length=32)
+    section: str = Field(max_length=16)
+    title: str
+    content: str
+    timing: str
+    rule: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class Assignment(SQLModel, table=True):
+    """Who answers for an obligation: an agency or a group code, as lead or coordinator."""
+
+    __table_args__ = (UniqueConstraint("obligation_id", "target", "role"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    obligation_id: int = Field(foreign_key="obligation.id", index=True)
+    target: str = Field(max_length=64)
+    role: str = Field(max_length=16)  # lead | coordinating
+
+
+class Event(SQLModel, table=True):
+    """Something that happened and starts a deadline (sự kiện), e.g. a decision received."""
+
+    __table_args__ = (UniqueConstraint("event_code", "agency_code", "occurred_on", "document"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_code: str = Field(max_length=200, index=True)
+    agency_code: str = Field(foreign_key="agency.code", max_length=64)
+    occurred_on: date
+    document: str = Field(default="", max_length=200)
+    description: str = ""
+    recorded_at: datetime
+    recorded_by: str = Field(default="system", max_length=64)
+
+
+class DeadlineItem(SQLModel, table=True):
+    """One occurrence of an obligation for one agency: its due date and its status."""
+
+    __tablename__ = "deadline_item"
+    __table_args__ = (
+        UniqueConstraint("obligation_id", "agency_code", "period_key"),
+        Index("ix_deadline_item_status_due", "status", "due"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    obligation_id: int = Field(foreign_key="obligation.id", index=True)
+    agency_code: str = Field(foreign_key="agency.code", max_length=64, index=True)
+    period_key: str = Field(max_length=64)  # "2025-03", "2025-Q3", "event:17", …
+    event_id: int | None = Field(default=None, foreign_key="event.id")
+    due: date
+    status: str = Field(default=ItemStatus.OPEN, max_length=16)
+    completed_on: date | None = None
+    evidence: str | None = None
+    original_agency_code: str | None = Field(default=None, max_length=64)
+    created_at: datetime
+    updated_at: datetime
+
+
+class Escalation(SQLModel, table=True):
+    """A ladder step reached by an item (once per item and step, whatever the runs)."""
+
+    __table_args__ = (UniqueConstraint("item_id", "step"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="deadline_item.id", index=True)
+    step: str = Field(max_length=32)
+    rank: int
+    step_date: date  # the working day the step fell on
+    reached_on: date  # the sweep date that recorded it
+    notified: bool  # False when a later step reached at the same sweep superseded it
+
+
+class Notification(SQLModel, table=True):
+    """The outbox: a message is stored before any attempt to send it."""
+
+    __table_args__ = (Index("ix_notification_status_next", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=128, unique=True)
+    kind: str = Field(max_length=32)  # digest | escalation | confirmation
+    recipient: str = Field(max_length=320)
+    recipient_name: str = ""
+    cc: str = ""
+    subject: str
+    body_text: str
+    body_html: str
+    ics: str = ""
+    status: str = Field(default="pending", max_length=16)  # pending | sent | failed
+    attempts: int = 0
+    last_error: str | None = None
+    created_at: datetime
+    next_attempt_at: datetime
+    sent_at: datetime | None = None
+
+
+class AuditLog(SQLModel, table=True):
+    """Who changed what, when (nhật ký thay đổi)."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(index=True)
+    actor: str = Field(max_length=64)
+    action: str = Field(max_length=64)
+    entity: str = Field(max_length=32)
+    entity_id: str = Field(max_length=64)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class SweepRun(SQLModel, table=True):
+    """One daily sweep: what it did, or why it did nothing (a day off)."""
+
+    __tablename__ = "sweep_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_date: date = Field(index=True)
+    partition: str = Field(default="", max_length=64)
+    forced: bool = False
+    skipped_reason: str | None = None
+    started_at: datetime
+    finished_at: datetime | None = None
+    counts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
