@@ -68,12 +68,13 @@ class EngineContext:
         *,
         plan_path: str | Path | None = None,
         ladder_path: str | Path | None = None,
+        registry_path: str | Path | None = None,
         calendar: WorkCalendar | None = None,
     ) -> EngineContext:
         """Open (create or migrate) the database and load the reference data into it."""
         db = make_engine(database_url)
         migrate(db)
-        registry = load_registry()
+        registry = load_registry(registry_path)
         ctx = cls(
             db=db,
             cal=calendar or WorkCalendar.from_settings(),

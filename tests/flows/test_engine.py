@@ -1,0 +1,294 @@
+"""The engine on a real database (SQLite, and PostgreSQL when configured): items, the
+ladder, succession, events, completion, idempotency and concurrency."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from flows.engine import EngineContext, EngineError, complete_item, record_event, sweep
+from models.db import session_scope
+from models.tables import (
+    AuditLog,
+    DeadlineItem,
+    Escalation,
+    ItemStatus,
+    Notification,
+    Obligation,
+    SweepRun,
+)
+
+D = date.fromisoformat
+
+
+@pytest.fixture
+def ctx(database_url) -> EngineContext:
+    context = EngineContext.open(database_url)
+    yield context
+    context.db.dispose()
+
+
+def count(ctx, model, *where) -> int:
+    with session_scope(ctx.db) as session:
+        return session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def item_of(ctx, number: str, agency: str, due: date | None = None) -> DeadlineItem:
+    with session_scope(ctx.db) as session:
+        query = (
+            select(DeadlineItem)
+            .join(Obligation, Obligation.id == DeadlineItem.obligation_id)
+            .where(Obligation.number == number, DeadlineItem.agency_code == agency)
+        )
+        if due is not None:
+            query = query.where(DeadlineItem.due == due)
+        return session.scalars(query).one()
+
+
+def steps_of(ctx, item_id: int) -> list[tuple[str, bool, date]]:
+    with session_scope(ctx.db) as session:
+        return [
+            (e.step, e.notified, e.step_date)
+            for e in session.scalars(
+                select(Escalation).where(Escalation.item_id == item_id).order_by(Escalation.rank)
+            )
+        ]
+
+
+def snapshot(ctx) -> tuple[int, ...]:
+    return tuple(count(ctx, model) for model in (DeadlineItem, Escalation, Notification, AuditLog))
+
+
+def test_sweep_materialises_the_plan_year_from_its_start(ctx):
+    result = sweep(ctx, D("2025-03-03"))
+    assert result.skipped_reason is None
+    assert result.created > 100
+    with session_scope(ctx.db) as session:
+        first_due = session.scalar(select(func.min(DeadlineItem.due)))
+    # The plan was signed on 24/2/2025: January's monthly duties are not owed.
+    assert first_due >= D("2025-02-24")
+    # "Quý III/2025" for the provincial office: one item, due on the quarter's last day.
+    assert item_of(ctx, "III.4", "VP-UBND").due == D("2025-09-30")
+    # "Trước ngày 05/3/2025" for every department: due on 4/3 (the day before).
+    assert item_of(ctx, "I.4", "SO-TP").due == D("2025-03-04")
+
+
+def test_a_second_sweep_of_the_same_day_changes_nothing(ctx):
+    sweep(ctx, D("2025-03-10"))
+    before = snapshot(ctx)
+    again = sweep(ctx, D("2025-03-10"))
+    assert (again.created, len(again.escalations), again.notifications) == (0, 0, 0)
+    assert snapshot(ctx) == before
+
+
+def test_each_step_is_reached_once_and_in_order(ctx):
+    # I.4 for Sở Tư pháp is due Tuesday 4/3/2025.
+    sweep(ctx, D("2025-02-27"))  # 3 working days before: the first reminder
+    item = item_of(ctx, "I.4", "SO-TP")
+    assert [s[0] for s in steps_of(ctx, item.id)] == ["remind_before"]
+    sweep(ctx, D("2025-02-28"))
+    sweep(ctx, D("2025-03-04"))  # due today
+    sweep(ctx, D("2025-03-05"))  # 1 working day overdue
+    steps = steps_of(ctx, item.id)
+    assert [s[0] for s in steps] == ["remind_before", "due_today", "overdue_1"]
+    assert all(notified for _, notified, _ in steps)
+    assert [s[2] for s in steps] == [D("2025-02-27"), D("2025-03-04"), D("2025-03-05")]
+
+
+def test_a_sweep_after_missed_days_records_every_step_but_notifies_only_the_highest(ctx):
+    sweep(ctx, D("2025-02-24"))
+    item = item_of(ctx, "I.4", "SO-TP")
+    # No sweep ran for three weeks; 10 working days after 4/3/2025 is 18/3/2025.
+    result = sweep(ctx, D("2025-03-18"))
+    steps = steps_of(ctx, item.id)
+    assert [s[0] for s in steps] == [
+        "remind_before",
+        "due_today",
+        "overdue_1",
+        "overdue_5",
+        "overdue_10",
+    ]
+    assert [notified for _, notified, _ in steps] == [False, False, False, False, True]
+    notified = [e for e in result.escalations if e.item_id == item.id and e.notified]
+    assert [e.step.code for e in notified] == ["overdue_10"]
+    with session_scope(ctx.db) as session:
+        letters = session.scalars(
+            select(Notification).where(Notification.kind == "escalation")
+        ).all()
+    chairman = [n for n in letters if "Chủ tịch" in n.recipient_name]
+    assert chairman and "Sở Tư pháp" in chairman[0].body_text
+    # No stale lower-step letter was queued in the same sweep.
+    assert not [n for n in letters if "đôn đốc thủ trưởng" in n.subject]
+
+
+def test_a_day_off_is_recorded_and_skipped_unless_forced(ctx):
+    result = sweep(ctx, D("2025-04-30"))
+    assert result.skipped_reason and "Ngày Chiến thắng" in result.skipped_reason
+    assert count(ctx, DeadlineItem) == 0
+    with session_scope(ctx.db) as session:
+        run = session.scalars(select(SweepRun)).one()
+    assert run.skipped_reason == result.skipped_reason and not run.forced
+    forced = sweep(ctx, D("2025-04-30"), force=True)
+    assert forced.skipped_reason is None and forced.created > 0
+
+
+def test_worked_saturday_is_a_sweep_day(ctx):
+    assert sweep(ctx, D("2025-04-26")).skipped_reason is None
+
+
+II_1B = "nhan-duoc-quyet-dinh-cong-bo-tthc-cua-bo-truong-cac-bo-nganh-trung-uong"
+
+
+def test_open_items_of_a_merged_department_pass_to_its_successor(ctx):
+    # Sở Thông tin và Truyền thông receives a ministry's decision on 25/2/2025: its II.1b
+    # item is due 28/2. It is still open when the department merges into Sở Khoa học và
+    # Công nghệ on 1/3/2025.
+    event = record_event(ctx, II_1B, "SO-TTTT", D("2025-02-25"), document="1/QĐ-BTTTT")
+    old = item_of(ctx, "II.1b", "SO-TTTT")
+    assert old.due == D("2025-02-28")
+    result = sweep(ctx, D("2025-03-03"))
+    assert result.transferred == 1
+    with session_scope(ctx.db) as session:
+        moved = session.get(DeadlineItem, old.id)
+        trail = session.scalars(
+            select(AuditLog).where(
+                AuditLog.action == "transfer_succession", AuditLog.entity_id == str(old.id)
+            )
+        ).one()
+    assert (moved.agency_code, moved.original_agency_code) == ("SO-KHCN", "SO-TTTT")
+    assert (moved.status, moved.event_id, moved.due) == (ItemStatus.OPEN, event.event_id, old.due)
+    assert trail.detail == {"from": "SO-TTTT", "to": "SO-KHCN", "on": "2025-03-03"}
+    # Its ladder continues with the successor; nothing transfers twice.
+    assert sweep(ctx, D("2025-03-04")).transferred == 0
+    assert steps_of(ctx, old.id)[-1][0] == "overdue_1"
+
+
+def test_later_occurrences_go_straight_to_the_successor(ctx):
+    sweep(ctx, D("2025-03-03"))
+    # V.6 is led by Sở Thông tin và Truyền thông, due 30/9/2025, after the merger.
+    assert item_of(ctx, "V.6", "SO-KHCN").original_agency_code is None
+    assert count(ctx, DeadlineItem, DeadlineItem.agency_code == "SO-TTTT") == 0
+
+
+def test_a_merger_announced_mid_year_moves_open_items_without_duplicates(tmp_path, database_url):
+    # A province records a new merger: Sở Tư pháp into Sở Nội vụ from 1/6/2025.
+    registry = Path(__file__).resolve().parents[2] / "plans" / "agencies.yaml"
+    text = registry.read_text(encoding="utf-8")
+    block = text.index("  - code: SO-TP\n")
+    end = text.index("\n  - code:", block + 5)
+    changed = (
+        text[block:end]
+        .replace("active_to: null", "active_to: 2025-05-31")
+        .replace("successor: null", "successor: SO-NV\n    successor_from: 2025-06-01")
+    )
+    merged = tmp_path / "agencies.yaml"
+    merged.write_text(text[:block] + changed + text[end:], encoding="utf-8")
+    before = EngineContext.open(database_url)
+    sweep(before, D("2025-03-03"))  # items materialised with the old registry
+    april = item_of(before, "X.2", "SO-TP", D("2025-04-22"))
+    june = item_of(before, "X.2", "SO-TP", D("2025-06-20"))
+    before.db.dispose()
+    after = EngineContext.open(database_url, registry_path=merged)
+    sweep(after, D("2025-06-02"))
+    with session_scope(after.db) as session:
+        april_now = session.get(DeadlineItem, april.id)
+        june_now = session.get(DeadlineItem, june.id)
+    # Sở Nội vụ owes its own X.2 reports for the same months: no doubles, but the
+    # history of the dissolved department's items is kept.
+    for row in (april_now, june_now):
+        assert row.original_agency_code == "SO-TP"
+        assert row.status == ItemStatus.CANCELLED and "SO-NV" in row.evidence
+    open_left = count(
+        after,
+        DeadlineItem,
+        DeadlineItem.agency_code == "SO-TP",
+        DeadlineItem.status == ItemStatus.OPEN,
+    )
+    assert open_left == 0
+    after.db.dispose()
+
+
+def test_recording_an_event_creates_items_with_working_day_due_dates(ctx):
+    code = II_1B
+    result = record_event(ctx, code, "SO-TP", D("2025-04-25"), document="123/QĐ-BTP")
+    assert result.obligations == ["II.1b"] and len(result.created_items) == 1
+    item = item_of(ctx, "II.1b", "SO-TP")
+    assert item.due == D("2025-04-29")  # 3 working days; Saturday 26/4/2025 was worked
+    assert item.event_id == result.event_id
+    confirmations = count(ctx, Notification, Notification.kind == "confirmation")
+    assert confirmations == 1
+    again = record_event(ctx, code, "SO-TP", D("2025-04-25"), document="123/QĐ-BTP")
+    assert again.already_recorded and again.created_items == []
+    assert count(ctx, DeadlineItem) == 1
+    assert count(ctx, Notification, Notification.kind == "confirmation") == 1
+
+
+@pytest.mark.parametrize(
+    ("event", "agency", "needle"),
+    [
+        ("no-such-event", "SO-TP", "Loại sự kiện không hợp lệ"),
+        ("kiem-tra", "SO-KHONG-CO", "Mã cơ quan không hợp lệ"),
+    ],
+)
+def test_bad_event_requests_are_refused_with_a_clear_message(ctx, event, agency, needle):
+    with pytest.raises(EngineError, match=needle):
+        record_event(ctx, event, agency, D("2025-04-25"))
+    assert count(ctx, DeadlineItem) == 0
+
+
+def test_completion_on_time_late_and_twice(ctx):
+    sweep(ctx, D("2025-02-24"))
+    on_time = item_of(ctx, "I.4", "SO-TP")
+    late = item_of(ctx, "I.4", "SO-YT")
+    done = complete_item(ctx, on_time.id, D("2025-03-04"), "45/BC-STP")
+    assert (done.status, done.changed) == (ItemStatus.DONE, True)
+    slow = complete_item(ctx, late.id, D("2025-03-05"), "12/BC-SYT")
+    assert slow.status == ItemStatus.DONE_LATE
+    repeat = complete_item(ctx, on_time.id, D("2025-03-04"), "45/BC-STP")
+    assert not repeat.changed
+    with pytest.raises(EngineError, match="đã đóng"):
+        complete_item(ctx, on_time.id, D("2025-03-01"), "khác")
+    with pytest.raises(EngineError, match="bằng chứng"):
+        complete_item(ctx, late.id, D("2025-03-05"), "  ")
+    with pytest.raises(EngineError, match="Không có việc"):
+        complete_item(ctx, 999_999, D("2025-03-05"), "x")
+    # A completed item reaches no further step.
+    sweep(ctx, D("2025-03-18"))
+    assert steps_of(ctx, on_time.id) == []
+    assert count(ctx, AuditLog, AuditLog.action == "complete_item") == 2
+
+
+def test_two_sweeps_at_once_record_and_queue_everything_exactly_once(ctx, database_url):
+    sweep(ctx, D("2025-02-24"))
+    other = EngineContext.open(database_url)
+    errors: list[BaseException] = []
+
+    def run(context):
+        try:
+            sweep(context, D("2025-03-18"))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in (ctx, other)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    other.db.dispose()
+    assert not errors, errors
+    with session_scope(ctx.db) as session:
+        duplicated_steps = session.execute(
+            select(Escalation.item_id, Escalation.step)
+            .group_by(Escalation.item_id, Escalation.step)
+            .having(func.count() > 1)
+        ).all()
+        keys = session.scalars(select(Notification.idempotency_key)).all()
+    assert duplicated_steps == []
+    assert len(keys) == len(set(keys)) > 0
+    # The result equals one sweep alone.
+    reference = EngineContext.open(f"{database_url}")
+    assert count(reference, Escalation) == count(ctx, Escalation)
