@@ -1,0 +1,504 @@
+"""A province's yearly plan as data: its obligations (nhiệm vụ), their timing and KPI targets.
+
+The plan file (`plans/nghe-an-2025.yaml`) transcribes a decision such as 384/QĐ-UBND of
+Nghệ An: one obligation per appendix row (a row with two timings becomes two obligations)
+and per timed duty of the plan's body, each with its timing phrase copied verbatim. At load
+every timing phrase is parsed into a deadline rule by `deadlines.phrases.parse_timing`, and
+every assignee code is checked against the agency registry.
+
+Pure: no database, no clock. A bad file raises `DataFileError` listing every problem, each
+with file and line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from deadlines.agencies import Registry, load_registry
+from deadlines.datafile import LineDict, ProblemList, load_yaml
+from deadlines.phrases import PhraseError, parse_timing
+from deadlines.rules import Rule
+from plans import PLANS_DIR
+
+DEFAULT_PLAN_PATH = PLANS_DIR / "nghe-an-2025.yaml"
+
+MAX_TITLE_LENGTH = 60
+PARTS = ("appendix", "body")
+COMPARISONS = (">=", ">")
+
+_ROMAN_RE = re.compile(r"^[IVXL]+$")
+_KPI_CODE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class PlanMeta:
+    """Who issued the plan, when, and for which year."""
+
+    code: str
+    title: str
+    decision: str
+    signed: date
+    year: int
+    province: str
+    source_file: str
+    issuer: str | None = None
+    signer: str | None = None
+    effective: date | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Section:
+    part: str
+    number: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Obligation:
+    """One duty of the plan with its parsed deadline rule.
+
+    `content`, `output`, `timing`, `lead_text`, `coordinating_text` are the source's
+    words; `lead` and `coordinating` are registry codes (agencies or groups).
+    """
+
+    number: str
+    part: str
+    section: str
+    section_title: str
+    title: str
+    content: str
+    output: str | None
+    lead: tuple[str, ...]
+    coordinating: tuple[str, ...]
+    timing: str
+    rule: Rule
+    source: str
+    row: str
+    lead_text: str | None = None
+    coordinating_text: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class KpiTarget:
+    """A rate the plan sets (chỉ tiêu), e.g. on-time dossiers ≥ 95%."""
+
+    code: str
+    label: str
+    comparison: str
+    value: float
+    source: str
+    text: str | None = None
+    obligation: str | None = None
+    note: str | None = None
+
+    def is_met(self, rate: float) -> bool:
+        return rate >= self.value if self.comparison == ">=" else rate > self.value
+
+
+@dataclass(frozen=True)
+class Plan:
+    path: str
+    meta: PlanMeta
+    sections: tuple[Section, ...]
+    obligations: tuple[Obligation, ...]
+    kpi_targets: tuple[KpiTarget, ...]
+
+    def obligation(self, number: str) -> Obligation:
+        for item in self.obligations:
+            if item.number == number:
+                return item
+        raise KeyError(f"kế hoạch {self.meta.code} không có nhiệm vụ số {number!r}")
+
+    def kpi(self, code: str) -> KpiTarget:
+        for target in self.kpi_targets:
+            if target.code == code:
+                return target
+        raise KeyError(f"kế hoạch {self.meta.code} không có chỉ tiêu {code!r}")
+
+
+def load_plan(path: str | Path | None = None, registry: Registry | None = None) -> Plan:
+    """Read and validate a plan (default: the shipped 2025 plan of Nghệ An).
+
+    Assignee codes are checked against `registry` (default: the shipped registry).
+    """
+    path = Path(path) if path is not None else DEFAULT_PLAN_PATH
+    data = load_yaml(path)
+    if registry is None:
+        registry = load_registry()
+    return _PlanReader(str(path), registry).read(data)
+
+
+# ------------------------------------------------------------------------------- reading
+
+_TOP_KEYS = {"plan", "sections", "obligations", "kpi_targets"}
+_META_REQUIRED = ("code", "title", "decision", "signed", "year", "province", "source_file")
+_META_KEYS = {*_META_REQUIRED, "issuer", "signer", "effective", "notes"}
+_SECTION_KEYS = {"part", "number", "title"}
+_OBLIGATION_KEYS = {
+    "number",
+    "row",
+    "part",
+    "section",
+    "title",
+    "content",
+    "output",
+    "lead",
+    "lead_text",
+    "coordinating",
+    "coordinating_text",
+    "timing",
+    "rule",
+    "source",
+    "note",
+}
+_KPI_KEYS = {"code", "label", "comparison", "value", "source", "text", "obligation", "note"}
+
+
+class _PlanReader:
+    def __init__(self, path: str, registry: Registry):
+        self.path = path
+        self.registry = registry
+        self.problems = ProblemList(path)
+
+    def read(self, data: Any) -> Plan:
+        if not isinstance(data, LineDict):
+            self.problems.add(0, "tệp kế hoạch phải là một bảng (mapping) có mục 'plan'")
+            self.problems.raise_if_any()
+        for key in data:
+            if key not in _TOP_KEYS:
+                self.problems.add(
+                    data.line_of(key),
+                    f"mục không biết {key!r} (chỉ dùng: {', '.join(sorted(_TOP_KEYS))})",
+                )
+        meta = self._meta(data)
+        sections = self._sections(data)
+        obligations = self._obligations(data, sections, meta.year if meta else None)
+        targets = self._kpi_targets(data, {o.number for o in obligations})
+        self.problems.raise_if_any()
+        assert meta is not None  # a missing meta is a problem, raised above
+        return Plan(self.path, meta, tuple(sections.values()), tuple(obligations), targets)
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _list(self, data: LineDict, key: str, *, required: bool) -> list[LineDict]:
+        value = data.get(key)
+        if value is None:
+            if required:
+                self.problems.add(data.line, f"thiếu mục {key!r}")
+            return []
+        if not isinstance(value, list):
+            self.problems.add(data.line_of(key), f"mục {key!r} phải là một danh sách")
+            return []
+        items = [item for item in value if isinstance(item, LineDict)]
+        if len(items) != len(value):
+            self.problems.add(data.line_of(key), f"mỗi phần tử của {key!r} phải là một bảng")
+        return items
+
+    def _unknown_keys(self, item: LineDict, allowed: set[str], what: str) -> None:
+        for key in item:
+            if key not in allowed:
+                self.problems.add(item.line_of(key), f"{what}: trường không biết {key!r}")
+
+    def _text(self, item: LineDict, key: str, what: str, *, required: bool) -> str | None:
+        value = item.get(key)
+        if value is None:
+            if required:
+                self.problems.add(item.line, f"{what}: thiếu trường {key!r}")
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.problems.add(item.line_of(key), f"{what}: {key!r} phải là một chuỗi không rỗng")
+            return None
+        return value
+
+    def _codes(self, item: LineDict, key: str, what: str) -> tuple[str, ...]:
+        value = item.get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problems.add(item.line_of(key), f"{what}: {key!r} phải là danh sách mã cơ quan")
+            return ()
+        for code in value:
+            if not self.registry.knows(code):
+                self.problems.add(
+                    item.line_of(key),
+                    f"{what}: mã cơ quan hoặc nhóm không có trong danh bạ: {code!r} "
+                    f"(mục {key!r}; danh bạ {self.registry.path})",
+                )
+        return tuple(value)
+
+    def _only_external(self, codes: tuple[str, ...]) -> bool:
+        """True if the known codes are all groups outside the registry (ministries, …)."""
+        known = [c for c in codes if self.registry.knows(c)]
+        return bool(known) and all(
+            self.registry.is_group(c) and self.registry.group(c).external for c in known
+        )
+
+    # -- sections --------------------------------------------------------------------
+
+    def _meta(self, data: LineDict) -> PlanMeta | None:
+        item = data.get("plan")
+        if not isinstance(item, LineDict):
+            self.problems.add(data.line_of("plan"), "thiếu mục 'plan' (thông tin kế hoạch)")
+            return None
+        what = "thông tin kế hoạch"
+        self._unknown_keys(item, _META_KEYS, what)
+        texts = {
+            key: self._text(item, key, what, required=True)
+            for key in ("code", "title", "decision", "province", "source_file")
+        }
+        signed = item.get("signed")
+        if not isinstance(signed, date):
+            self.problems.add(item.line_of("signed"), f"{what}: 'signed' phải là ngày YYYY-MM-DD")
+        effective = item.get("effective")
+        if effective is not None and not isinstance(effective, date):
+            self.problems.add(
+                item.line_of("effective"), f"{what}: 'effective' phải là ngày YYYY-MM-DD"
+            )
+        year = item.get("year")
+        if not isinstance(year, int) or isinstance(year, bool) or not 2000 <= year <= 2100:
+            self.problems.add(item.line_of("year"), f"{what}: 'year' phải là một năm, ví dụ 2025")
+            year = None
+        notes = item.get("notes") or []
+        if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+            self.problems.add(item.line_of("notes"), f"{what}: 'notes' phải là danh sách chuỗi")
+            notes = []
+        if None in texts.values() or year is None or not isinstance(signed, date):
+            return None
+        return PlanMeta(
+            code=texts["code"],
+            title=texts["title"],
+            decision=texts["decision"],
+            signed=signed,
+            year=year,
+            province=texts["province"],
+            source_file=texts["source_file"],
+            issuer=item.get("issuer"),
+            signer=item.get("signer"),
+            effective=effective if isinstance(effective, date) else None,
+            notes=tuple(notes),
+        )
+
+    def _sections(self, data: LineDict) -> dict[tuple[str, str], Section]:
+        sections: dict[tuple[str, str], Section] = {}
+        for item in self._list(data, "sections", required=True):
+            number = item.get("number")
+            what = f"mục {number}"
+            self._unknown_keys(item, _SECTION_KEYS, what)
+            part = item.get("part", "appendix")
+            if part not in PARTS:
+                self.problems.add(
+                    item.line_of("part"), f"{what}: 'part' phải là một trong {', '.join(PARTS)}"
+                )
+                continue
+            if not isinstance(number, str) or not _ROMAN_RE.match(number):
+                self.problems.add(
+                    item.line_of("number"), f"{what}: số mục phải là số La Mã, ví dụ II"
+                )
+                continue
+            title = self._text(item, "title", what, required=True)
+            if (part, number) in sections:
+                self.problems.add(item.line, f"{what} ({part}) bị khai báo hai lần")
+            elif title is not None:
+                sections[(part, number)] = Section(part, number, title)
+        return sections
+
+    def _obligations(
+        self, data: LineDict, sections: dict[tuple[str, str], Section], year: int | None
+    ) -> list[Obligation]:
+        obligations: list[Obligation] = []
+        first_line: dict[str, int] = {}
+        for item in self._list(data, "obligations", required=True):
+            number = self._text(item, "number", "nhiệm vụ", required=True)
+            what = f"nhiệm vụ {number}" if number else "nhiệm vụ"
+            self._unknown_keys(item, _OBLIGATION_KEYS, what)
+            if number is not None:
+                if number in first_line:
+                    self.problems.add(
+                        item.line_of("number"),
+                        f"số nhiệm vụ {number!r} bị trùng (đã có ở dòng {first_line[number]})",
+                    )
+                else:
+                    first_line[number] = item.line_of("number")
+
+            part = item.get("part", "appendix")
+            section = self._section(item, part, number, sections, what)
+            title = self._text(item, "title", what, required=True)
+            if title is not None and len(title) > MAX_TITLE_LENGTH:
+                self.problems.add(
+                    item.line_of("title"),
+                    f"{what}: tiêu đề dài {len(title)} ký tự, tối đa {MAX_TITLE_LENGTH}",
+                )
+            content = self._text(item, "content", what, required=True)
+            output = self._text(item, "output", what, required=part == "appendix")
+            source = self._text(item, "source", what, required=True)
+            lead = self._codes(item, "lead", what)
+            if item.get("lead") is None:
+                self.problems.add(item.line, f"{what}: thiếu cơ quan chủ trì ('lead')")
+            elif item["lead"] == []:
+                self.problems.add(item.line_of("lead"), f"{what}: 'lead' không được để trống")
+            elif self._only_external(lead):
+                self.problems.add(
+                    item.line_of("lead"),
+                    f"{what}: cơ quan chủ trì phải có ít nhất một cơ quan hoặc nhóm của tỉnh",
+                )
+            coordinating = self._codes(item, "coordinating", what)
+            rule = self._rule(item, what, year)
+
+            if None in (number, section, title, content, source, rule) or not lead:
+                continue
+            if part == "appendix" and output is None:
+                continue
+            obligations.append(
+                Obligation(
+                    number=number,
+                    part=part,
+                    section=section.number,
+                    section_title=section.title,
+                    title=title,
+                    content=content,
+                    output=output,
+                    lead=lead,
+                    coordinating=coordinating,
+                    timing=item["timing"],
+                    rule=rule,
+                    source=source,
+                    row=item.get("row") or number,
+                    lead_text=item.get("lead_text"),
+                    coordinating_text=item.get("coordinating_text"),
+                    note=item.get("note"),
+                )
+            )
+        return obligations
+
+    def _section(
+        self,
+        item: LineDict,
+        part: Any,
+        number: str | None,
+        sections: dict[tuple[str, str], Section],
+        what: str,
+    ) -> Section | None:
+        if part not in PARTS:
+            self.problems.add(
+                item.line_of("part"), f"{what}: 'part' phải là một trong {', '.join(PARTS)}"
+            )
+            return None
+        code = item.get("section")
+        if code is None:
+            self.problems.add(item.line, f"{what}: thiếu trường 'section'")
+            return None
+        section = sections.get((part, str(code)))
+        if section is None:
+            self.problems.add(
+                item.line_of("section"), f"{what}: mục {code!r} ({part}) không có trong 'sections'"
+            )
+            return None
+        prefix = f"{code}." if part == "appendix" else f"B.{code}."
+        if number is not None and not number.startswith(prefix):
+            self.problems.add(
+                item.line_of("number"),
+                f"{what}: số nhiệm vụ phải bắt đầu bằng {prefix!r} (mục {code}, {part})",
+            )
+        return section
+
+    def _rule(self, item: LineDict, what: str, year: int | None) -> Rule | None:
+        timing = self._text(item, "timing", what, required=True)
+        if timing is None or year is None:
+            return None
+        try:
+            rule = parse_timing(timing, plan_year=year)
+        except PhraseError as exc:
+            self.problems.add(
+                item.line_of("timing"), f"{what}: không hiểu thời hạn {timing!r}: {exc}"
+            )
+            return None
+        written = item.get("rule")
+        if written is not None and _plain(written) != _plain(rule.to_dict()):
+            self.problems.add(
+                item.line_of("rule"),
+                f"{what}: quy tắc ghi trong tệp {_plain(written)} khác quy tắc đọc được từ "
+                f"thời hạn {rule.to_dict()}",
+            )
+        return rule
+
+    def _kpi_targets(self, data: LineDict, numbers: set[str]) -> tuple[KpiTarget, ...]:
+        targets: list[KpiTarget] = []
+        seen: dict[str, int] = {}
+        for item in self._list(data, "kpi_targets", required=False):
+            code = self._text(item, "code", "chỉ tiêu", required=True)
+            what = f"chỉ tiêu {code}" if code else "chỉ tiêu"
+            self._unknown_keys(item, _KPI_KEYS, what)
+            if code is not None:
+                if not _KPI_CODE_RE.match(code):
+                    self.problems.add(
+                        item.line_of("code"),
+                        f"{what}: mã chỉ tiêu chỉ gồm chữ thường không dấu, số và '_'",
+                    )
+                if code in seen:
+                    self.problems.add(
+                        item.line_of("code"), f"{what}: mã bị trùng (đã có ở dòng {seen[code]})"
+                    )
+                seen.setdefault(code, item.line_of("code"))
+            label = self._text(item, "label", what, required=True)
+            source = self._text(item, "source", what, required=True)
+            comparison = item.get("comparison")
+            if comparison not in COMPARISONS:
+                self.problems.add(
+                    item.line_of("comparison"),
+                    f"{what}: 'comparison' phải là {' hoặc '.join(repr(c) for c in COMPARISONS)}",
+                )
+            value = item.get("value")
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                self.problems.add(
+                    item.line_of("value"), f"{what}: 'value' phải là số từ 0 đến 1, ví dụ 0.95"
+                )
+                value = None
+            elif not 0 <= value <= 1:
+                self.problems.add(
+                    item.line_of("value"),
+                    f"{what}: 'value' phải từ 0 đến 1 (tỷ lệ), không phải {value} "
+                    "(viết 95% là 0.95)",
+                )
+                value = None
+            elif comparison == ">" and value == 1:
+                self.problems.add(
+                    item.line_of("value"), f"{what}: không tỷ lệ nào có thể '> 1' (trên 100%)"
+                )
+            obligation = item.get("obligation")
+            if obligation is not None and obligation not in numbers:
+                self.problems.add(
+                    item.line_of("obligation"),
+                    f"{what}: nhiệm vụ {obligation!r} không có trong kế hoạch",
+                )
+            if None in (code, label, source, value) or comparison not in COMPARISONS:
+                continue
+            targets.append(
+                KpiTarget(
+                    code=code,
+                    label=label,
+                    comparison=comparison,
+                    value=float(value),
+                    source=source,
+                    text=item.get("text"),
+                    obligation=obligation,
+                    note=item.get("note"),
+                )
+            )
+        return tuple(targets)
+
+
+def _plain(value: Any) -> Any:
+    """YAML data as JSON-like values (dates as ISO strings), to compare with `to_dict()`."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
