@@ -337,6 +337,81 @@ class WorkCalendar:
             )
         return self._working[idx]
 
+    def next_working_day_many(self, days: np.ndarray | Sequence[date]) -> np.ndarray:
+        """Vectorised `next_working_day`."""
+        days = np.asarray(days, dtype="datetime64[D]")
+        return np.where(self.is_working_day_many(days), days, self.add_working_days_many(days, 1))
+
+    # ------------------------------------------------- working hours, vectorised
+    #
+    # Arrays of local wall-clock times as `datetime64[s]` (Vietnam keeps one UTC offset
+    # all year, so local time is a plain shift of UTC). Element for element equal to the
+    # scalar forms below; tests tie them together.
+
+    def _session_bounds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        starts = np.array([_seconds(s.start) for s in self.hours.sessions], dtype=np.int64)
+        ends = np.array([_seconds(s.end) for s in self.hours.sessions], dtype=np.int64)
+        before = np.concatenate(([0], np.cumsum(ends - starts)[:-1]))
+        return starts, ends, before
+
+    def normalize_receipt_many(self, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Vectorised `normalize_receipt` on local `datetime64[s]` times.
+
+        Returns (start times, working seconds of their day already elapsed at them).
+        """
+        local = np.asarray(local, dtype="datetime64[s]")
+        day = local.astype("datetime64[D]")
+        sod = (local - day.astype("datetime64[s]")).astype(np.int64)
+        working = self.is_working_day_many(day)
+        starts, ends, before = self._session_bounds()
+        out_day = day.copy()
+        out_sod = np.full(local.shape, -1, dtype=np.int64)
+        elapsed = np.zeros(local.shape, dtype=np.int64)
+        # Inside a session of a working day: unchanged.
+        for s, e, b in zip(starts, ends, before, strict=True):
+            inside = working & (sod >= s) & (sod < e) & (out_sod < 0)
+            out_sod[inside] = sod[inside]
+            elapsed[inside] = b + sod[inside] - s
+        # Before a later session of a working day: that session's start.
+        for s, b in zip(starts, before, strict=True):
+            waiting = working & (out_sod < 0) & (sod < s)
+            out_sod[waiting] = s
+            elapsed[waiting] = b
+        # After the last session, or a day off: the next working day's first session.
+        rest = out_sod < 0
+        if rest.any():
+            out_day[rest] = self.add_working_days_many(day[rest], 1)
+            out_sod[rest] = starts[0]
+            elapsed[rest] = 0
+        return out_day.astype("datetime64[s]") + out_sod.astype("timedelta64[s]"), elapsed
+
+    def add_working_hours_many(self, local: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+        """Vectorised `add_working_hours` with the amount in whole seconds."""
+        start, elapsed = self.normalize_receipt_many(local)
+        seconds = np.broadcast_to(np.asarray(seconds, dtype=np.int64), start.shape)
+        if (seconds < 0).any():
+            raise CalendarError("Số giờ làm việc phải không âm.")
+        total = elapsed + seconds
+        days_ahead, rest = np.divmod(total, self._day_seconds)
+        at_close = (rest == 0) & (days_ahead > 0)
+        days_ahead = np.where(at_close, days_ahead - 1, days_ahead)
+        rest = np.where(at_close, self._day_seconds, rest)
+        day = start.astype("datetime64[D]")
+        target = self.add_working_days_many(day, days_ahead)
+        starts, ends, before = self._session_bounds()
+        sod = np.zeros(start.shape, dtype=np.int64)
+        placed = np.zeros(start.shape, dtype=bool)
+        for s, e, b in zip(starts, ends, before, strict=True):
+            here = ~placed & (rest <= b + (e - s))
+            sod[here] = s + rest[here] - b
+            placed |= here
+        due = target.astype("datetime64[s]") + sod.astype("timedelta64[s]")
+        return np.where(seconds == 0, start, due)
+
+    def close_of_day_seconds(self) -> int:
+        """Seconds after midnight at which the working day ends (the last session's end)."""
+        return _seconds(self.hours.sessions[-1].end)
+
     # ----------------------------------------------------------------- working hours
 
     def _local(self, dt: datetime) -> datetime:

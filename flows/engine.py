@@ -22,8 +22,10 @@ from sqlmodel import Session
 
 from deadlines.agencies import Registry, load_registry
 from deadlines.calendar import WorkCalendar
+from deadlines.dossier import OneStopRules
 from deadlines.ladder import Ladder, Step, load_ladder
 from deadlines.plan import Plan, load_plan
+from flows.dossiers import DossierAlerts, dossier_alerts
 from models.db import make_engine, migrate, session_scope
 from models.store import audit, audit_many, insert_ignoring_duplicates, upsert, utcnow
 from models.tables import (
@@ -59,6 +61,7 @@ class EngineContext:
     plan: Plan
     registry: Registry
     ladder: Ladder
+    one_stop: OneStopRules = field(default_factory=OneStopRules.load)
     obligation_ids: dict[str, int] = field(default_factory=dict)
 
     @classmethod
@@ -257,9 +260,12 @@ def transfer_successions(ctx: EngineContext, session: Session, today: date, acto
     moved = 0
     for code in open_agencies:
         agency = ctx.registry.agencies.get(code)
-        if agency is None or agency.is_active_on(today):
-            continue
+        if agency is None or agency.active_to is None or today <= agency.active_to:
+            continue  # still active, or not founded yet: its items wait for it
         successors = ctx.responsible([code], today)
+        if not successors:
+            moved += _close_orphaned(session, code, agency, today, actor)
+            continue
         if len(successors) != 1 or successors[0] == code:
             continue
         successor = successors[0]
@@ -305,6 +311,42 @@ def transfer_successions(ctx: EngineContext, session: Session, today: date, acto
             moved += 1
         audit_many(session, audits)
     return moved
+
+
+def _close_orphaned(session: Session, code: str, agency, today: date, actor: str) -> int:
+    """Cancel the open items of an agency dissolved without a single successor (the
+    district level after 30/6/2025): nobody can be reminded of them any more. The items
+    and their history stay; the reason is recorded on each and in the audit log."""
+    ids = session.scalars(
+        select(DeadlineItem.id).where(
+            DeadlineItem.agency_code == code, DeadlineItem.status == ItemStatus.OPEN
+        )
+    ).all()
+    if not ids:
+        return 0
+    reason = (
+        f"{agency.name} chấm dứt hoạt động từ {agency.active_to:%d/%m/%Y} "
+        "mà không có một cơ quan kế thừa duy nhất"
+    )
+    session.execute(
+        update(DeadlineItem)
+        .where(DeadlineItem.id.in_(ids))
+        .values(status=ItemStatus.CANCELLED, evidence=reason, updated_at=utcnow())
+    )
+    audit_many(
+        session,
+        (
+            {
+                "actor": actor,
+                "action": "cancel_orphaned",
+                "entity": "deadline_item",
+                "entity_id": item_id,
+                "detail": {"agency": code, "on": today, "reason": reason},
+            }
+            for item_id in ids
+        ),
+    )
+    return len(ids)
 
 
 # ------------------------------------------------------------------------ evaluate
@@ -550,6 +592,7 @@ class SweepResult:
     due_today: int = 0
     overdue_by_step: dict[str, int] = field(default_factory=dict)
     overdue_by_agency: list[tuple[str, str, int]] = field(default_factory=list)
+    dossiers: DossierAlerts | None = None
 
     @property
     def counts(self) -> dict:
@@ -561,6 +604,11 @@ class SweepResult:
             "notifications": self.notifications,
             "due_today": self.due_today,
             "overdue_by_step": self.overdue_by_step,
+            "dossier_reminders": sum(self.dossiers.reminders.values()) if self.dossiers else 0,
+            "dossiers_at_risk": sum(self.dossiers.at_risk.values()) if self.dossiers else 0,
+            "dossiers_late_without_apology": (
+                sum(self.dossiers.late_without_apology.values()) if self.dossiers else 0
+            ),
         }
 
 
@@ -592,6 +640,9 @@ def sweep(
             result.notifications = queue_notifications(
                 ctx, session, today, result.escalations, agencies
             )
+        if numbers is None:
+            result.dossiers = dossier_alerts(ctx, session, today, agencies, notify=notify)
+            result.notifications += result.dossiers.notifications
         status_report(ctx, session, today, result, numbers, agencies)
         run.counts = result.counts
         run.finished_at = utcnow()

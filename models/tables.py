@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -180,3 +180,51 @@ class SweepRun(SQLModel, table=True):
     started_at: datetime
     finished_at: datetime | None = None
     counts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Procedure(SQLModel, table=True):
+    """An administrative procedure (thủ tục hành chính) and its legal time limit."""
+
+    code: str = Field(primary_key=True, max_length=64)
+    name: str
+    limit_value: float
+    limit_unit: str = Field(max_length=16)  # working_days | working_hours | days
+    level: str = Field(max_length=16)  # province | commune | …
+
+
+class Dossier(SQLModel, table=True):
+    """One dossier (hồ sơ TTHC) of the one-stop system, times in local time (naive).
+
+    `legal_due` is the appointment the law sets (restarted by a supplement); `due` is
+    the one the citizen was last given (the apology's new date, if any). KPIs compare
+    with `legal_due`: an apology does not make a late dossier on time.
+    """
+
+    __table_args__ = (
+        Index(
+            "ix_dossier_open_due",
+            "due",
+            sqlite_where=text("completed_at IS NULL"),
+            postgresql_where=text("completed_at IS NULL"),
+        ),
+        Index("ix_dossier_agency_received", "agency_code", "received_at"),
+        Index("ix_dossier_completed", "completed_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=64)
+    procedure_code: str = Field(foreign_key="procedure.code", max_length=64)
+    agency_code: str = Field(foreign_key="agency.code", max_length=64)
+    channel: str = Field(max_length=8)  # online | direct | postal
+    received_at: datetime = Field(sa_column=Column(DateTime, nullable=False))
+    completed_at: datetime | None = Field(default=None, sa_column=Column(DateTime))
+    supplement_requested_at: datetime | None = Field(default=None, sa_column=Column(DateTime))
+    supplement_received_at: datetime | None = Field(default=None, sa_column=Column(DateTime))
+    apology_at: datetime | None = Field(default=None, sa_column=Column(DateTime))
+    apology_new_due: datetime | None = Field(default=None, sa_column=Column(DateTime))
+    digitized: bool
+    e_result: bool
+    paid_online: bool | None = None
+    handler: str | None = Field(default=None, max_length=200)
+    legal_due: datetime = Field(sa_column=Column(DateTime, nullable=False))
+    due: datetime = Field(sa_column=Column(DateTime, nullable=False))
+    imported_at: datetime = Field(sa_column=Column(DateTime, nullable=False))

@@ -404,3 +404,47 @@ def test_bad_override_files(tmp_path, text, needle):
 def test_missing_override_file(tmp_path):
     with pytest.raises(DataFileError, match="không tìm thấy"):
         WorkCalendar.vietnam(tmp_path / "nope.yaml")
+
+
+# ------------------------------------------------------ working hours, vectorised
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.datetimes(min_value=datetime(2016, 1, 1), max_value=datetime(2034, 12, 1)),
+            st.integers(min_value=0, max_value=8 * 4 * 60),
+        ),
+        min_size=1,
+        max_size=80,
+    )
+)
+def test_vectorised_working_hours_are_exact_with_the_scalar_form(cal, pairs):
+    local = np.array([p[0].replace(microsecond=0) for p in pairs], dtype="datetime64[s]")
+    minutes = np.array([p[1] * 15 for p in pairs], dtype=np.int64)
+    starts, _ = cal.normalize_receipt_many(local)
+    dues = cal.add_working_hours_many(local, minutes * 60)
+    for (when, _), m, start, due in zip(pairs, minutes, starts, dues, strict=True):
+        when = when.replace(microsecond=0)
+        assert cal.normalize_receipt(when).replace(tzinfo=None) == start.item()
+        scalar = cal.add_working_hours(when, timedelta(minutes=int(m)))
+        assert scalar.replace(tzinfo=None) == due.item()
+
+
+def test_vectorised_receipt_cases(cal):
+    local = np.array(
+        ["2025-04-25T12:00", "2025-04-25T17:00", "2025-04-30T08:00", "2025-04-25T09:15"],
+        dtype="datetime64[s]",
+    )
+    starts, elapsed = cal.normalize_receipt_many(local)
+    assert [str(s) for s in starts] == [
+        "2025-04-25T13:30:00",
+        "2025-04-26T07:00:00",
+        "2025-05-05T07:00:00",
+        "2025-04-25T09:15:00",
+    ]
+    assert list(elapsed) == [4.5 * 3600, 0, 0, 2.25 * 3600]
+    assert list(cal.next_working_day_many(np.array(["2025-04-30"], "datetime64[D]"))) == [
+        np.datetime64("2025-05-05")
+    ]

@@ -292,3 +292,20 @@ def test_two_sweeps_at_once_record_and_queue_everything_exactly_once(ctx, databa
     # The result equals one sweep alone.
     reference = EngineContext.open(f"{database_url}")
     assert count(reference, Escalation) == count(ctx, Escalation)
+
+
+def test_items_of_a_district_dissolved_without_successor_are_closed_with_the_reason(ctx):
+    sweep(ctx, D("2025-06-02"))
+    june = item_of(ctx, "X.2", "HUYEN-NAM-DAN", D("2025-06-20"))
+    sweep(ctx, D("2025-07-01"))  # the district level ends on 30/6/2025
+    with session_scope(ctx.db) as session:
+        row = session.get(DeadlineItem, june.id)
+    assert row.status == ItemStatus.CANCELLED and "30/06/2025" in row.evidence
+    assert count(ctx, AuditLog, AuditLog.action == "cancel_orphaned") > 0
+    open_district = count(
+        ctx,
+        DeadlineItem,
+        DeadlineItem.agency_code == "HUYEN-NAM-DAN",
+        DeadlineItem.status == ItemStatus.OPEN,
+    )
+    assert open_district == 0
