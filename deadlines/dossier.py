@@ -91,16 +91,21 @@ def legal_due(
     limit_value: float,
     limit_unit: str,
 ) -> datetime:
-    """The scalar form of `legal_due_many` (local naive datetimes)."""
-    out = legal_due_many(
-        cal,
-        rules,
-        np.array([received], dtype="datetime64[s]"),
-        np.array([supplement_received or NAT], dtype="datetime64[s]"),
-        np.array([limit_value]),
-        np.array([UNITS.index(limit_unit)]),
-    )
-    return out[0].item()
+    """One dossier's legal due instant (local naive), through the scalar calendar: the
+    reference the vectorised `legal_due_many` is tested against."""
+    counted_from = received
+    if supplement_received is not None and rules.restart_on_supplement:
+        counted_from = supplement_received
+    start = cal.normalize_receipt(counted_from).replace(tzinfo=None)
+    close = timedelta(seconds=cal.close_of_day_seconds())
+    if limit_unit == "working_hours":
+        seconds = round(limit_value * 3600)
+        return cal.add_working_hours(start, timedelta(seconds=seconds)).replace(tzinfo=None)
+    if limit_unit == "days":
+        last = cal.next_working_day(start.date() + timedelta(days=round(limit_value)))
+    else:
+        last = cal.add_working_days(start.date(), round(limit_value))
+    return datetime.combine(last, datetime.min.time()) + close
 
 
 def explain_due(
