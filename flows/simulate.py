@@ -44,9 +44,10 @@ class SimulationResult:
     notifications: int = 0
 
 
-def planned_offset(seed: int, item_id: int) -> int:
-    """The working-day offset from its due date at which an item gets done (seeded)."""
-    rng = random.Random(f"{seed}:{item_id}")
+def planned_offset(seed: int, key: str) -> int:
+    """The working-day offset from its due date at which an item gets done (seeded by the
+    item's natural key, so a rerun after a crash plans exactly the same)."""
+    rng = random.Random(f"{seed}:{key}")
     pick, acc = rng.random(), 0.0
     for share, low, high in BEHAVIOUR:
         acc += share
@@ -92,12 +93,20 @@ def _complete_due_work(ctx, today, seed, planned: dict[int, date], result) -> No
     """Departments finish the items whose planned completion day has come."""
     with session_scope(ctx.db) as session:
         open_items = session.execute(
-            select(DeadlineItem.id, DeadlineItem.due).where(DeadlineItem.status == ItemStatus.OPEN)
+            select(
+                DeadlineItem.id,
+                DeadlineItem.due,
+                DeadlineItem.obligation_id,
+                DeadlineItem.agency_code,
+                DeadlineItem.period_key,
+            ).where(DeadlineItem.status == ItemStatus.OPEN)
         ).all()
         finished: list[tuple[int, date, str]] = []
-        for item_id, due in open_items:
+        number_of = {oid: number for number, oid in ctx.obligation_ids.items()}
+        for item_id, due, obligation_id, agency_code, period_key in open_items:
             if item_id not in planned:
-                offset = planned_offset(seed, item_id)
+                key = f"{number_of[obligation_id]}:{agency_code}:{period_key}"
+                offset = planned_offset(seed, key)
                 planned[item_id] = ctx.cal.add_working_days(due, offset) if offset else due
             if planned[item_id] <= today:
                 status = ItemStatus.DONE if today <= due else ItemStatus.DONE_LATE

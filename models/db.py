@@ -16,6 +16,8 @@ from sqlmodel import Session, create_engine
 
 DATABASE_ENV = "DUNGHAN_DATABASE_URL"
 DEFAULT_DATABASE = "sqlite:///var/dunghan.db"
+# How long a SQLite writer waits for another's lock before failing (seconds).
+SQLITE_TIMEOUT_ENV = "DUNGHAN_SQLITE_TIMEOUT"
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -40,7 +42,8 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs.setdefault("connect_args", {"timeout": 30})
+        timeout = float(os.environ.get(SQLITE_TIMEOUT_ENV) or 30)
+        kwargs.setdefault("connect_args", {"timeout": timeout})
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
