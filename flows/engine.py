@@ -9,6 +9,7 @@ The business rules live in `deadlines/` (pure); this module reads and writes the
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -196,6 +197,18 @@ def _agency_row(agency) -> dict:
     }
 
 
+def agency_partitions(ctx: EngineContext, count: int) -> list[list[str]]:
+    """Every agency code of the registry split into `count` stable, disjoint partitions
+    (by a hash of the code), so concurrent sweep runs never share an agency."""
+    if count < 1:
+        raise EngineError("Số phân vùng phải từ 1 trở lên.")
+    parts: list[list[str]] = [[] for _ in range(count)]
+    for code in sorted(ctx.registry.agencies):
+        digest = hashlib.sha256(code.encode()).digest()
+        parts[int.from_bytes(digest[:4], "big") % count].append(code)
+    return parts
+
+
 def rule_parts(rule) -> list:
     """The leaf rules of a rule (a combined rule's parts, else the rule itself)."""
     if rule.kind == "combined":
@@ -206,7 +219,12 @@ def rule_parts(rule) -> list:
 # ------------------------------------------------------------------- materialise
 
 
-def materialise(ctx: EngineContext, session: Session, numbers: Sequence[str] | None = None) -> int:
+def materialise(
+    ctx: EngineContext,
+    session: Session,
+    numbers: Sequence[str] | None = None,
+    agencies: Sequence[str] | None = None,
+) -> int:
     """Create the items of date-based obligations for the plan year; returns how many were
     new. Agencies are resolved on each due date, so a merged department's later items go
     straight to its successor."""
@@ -227,6 +245,8 @@ def materialise(ctx: EngineContext, session: Session, numbers: Sequence[str] | N
         )
         for due in dues:
             for agency_code in ctx.responsible(ob.lead, due):
+                if agencies is not None and agency_code not in agencies:
+                    continue
                 rows.append(
                     {
                         "obligation_id": ctx.obligation_ids[ob.number],
@@ -247,16 +267,23 @@ def materialise(ctx: EngineContext, session: Session, numbers: Sequence[str] | N
 # ---------------------------------------------------------------------- succession
 
 
-def transfer_successions(ctx: EngineContext, session: Session, today: date, actor: str) -> int:
+def transfer_successions(
+    ctx: EngineContext,
+    session: Session,
+    today: date,
+    actor: str,
+    agencies: Sequence[str] | None = None,
+) -> int:
     """Pass the open items of agencies dissolved by a merger to their successor.
 
     The item keeps its history: its first agency stays in `original_agency_code`, and an
     audit row records the transfer. If the successor already has the same occurrence,
     the dissolved agency's copy is cancelled (never a duplicate).
     """
-    open_agencies = session.scalars(
-        select(DeadlineItem.agency_code).where(DeadlineItem.status == ItemStatus.OPEN).distinct()
-    ).all()
+    query = select(DeadlineItem.agency_code).where(DeadlineItem.status == ItemStatus.OPEN)
+    if agencies is not None:
+        query = query.where(DeadlineItem.agency_code.in_(list(agencies)))
+    open_agencies = session.scalars(query.distinct()).all()
     moved = 0
     for code in open_agencies:
         agency = ctx.registry.agencies.get(code)
@@ -632,9 +659,9 @@ def sweep(
             run.finished_at = utcnow()
             session.add(run)
             return result
-        result.created = materialise(ctx, session, numbers)
+        result.created = materialise(ctx, session, numbers, agencies)
         if numbers is None:
-            result.transferred = transfer_successions(ctx, session, today, actor)
+            result.transferred = transfer_successions(ctx, session, today, actor, agencies)
         result.escalations = evaluate(ctx, session, today, numbers, agencies)
         if notify:
             result.notifications = queue_notifications(

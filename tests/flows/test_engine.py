@@ -309,3 +309,37 @@ def test_items_of_a_district_dissolved_without_successor_are_closed_with_the_rea
         DeadlineItem.status == ItemStatus.OPEN,
     )
     assert open_district == 0
+
+
+def test_partitioned_sweeps_equal_one_whole_sweep(database_url, tmp_path):
+    from flows.engine import agency_partitions
+
+    whole = EngineContext.open(f"sqlite:///{tmp_path}/whole.db")
+    sweep(whole, D("2025-02-24"))
+    sweep(whole, D("2025-03-18"))
+    split = EngineContext.open(database_url)
+    parts = agency_partitions(split, 3)
+    assert sorted(c for p in parts for c in p) == sorted(split.registry.agencies)
+    for day in (D("2025-02-24"), D("2025-03-18")):
+        for part in parts:
+            sweep(split, day, agencies=part, partition=f"p{parts.index(part)}")
+
+    def keys(ctx):
+        with session_scope(ctx.db) as session:
+            return sorted(
+                session.execute(
+                    select(
+                        Obligation.number,
+                        DeadlineItem.agency_code,
+                        DeadlineItem.due,
+                        Escalation.step,
+                        Escalation.notified,
+                    )
+                    .join(DeadlineItem, DeadlineItem.obligation_id == Obligation.id)
+                    .join(Escalation, Escalation.item_id == DeadlineItem.id, isouter=True)
+                ).all()
+            )
+
+    assert keys(split) == keys(whole)
+    whole.db.dispose()
+    split.db.dispose()
