@@ -56,6 +56,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # 64 MiB of page cache (the default is 2 MiB): a million-row table's indexes then stay
+    # in memory during bulk upserts, which keeps the import linear.
+    cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
 
 

@@ -17,6 +17,7 @@ the finest unit kept.
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 from collections.abc import Iterator
@@ -146,7 +147,7 @@ def _local(text_value: str) -> datetime:
     value = datetime.fromisoformat(text_value)
     if value.tzinfo is not None:
         value = value.astimezone(VN).replace(tzinfo=None)
-    return value.replace(microsecond=0)
+    return value.replace(microsecond=0) if value.microsecond else value
 
 
 def _check_header(path: Path, record: dict, expected, optional, problems) -> bool:
@@ -252,7 +253,11 @@ def import_dossiers(
                 )
             )
         }
-    columns, problems = _parse_dossiers(path, procedures, agencies, apologised)
+    gc.disable()  # a million rows of small objects: the cyclic collector only slows it
+    try:
+        columns, problems = _parse_dossiers(path, procedures, agencies, apologised)
+    finally:
+        gc.enable()
     if problems:
         raise ImportRefused(str(path), problems)
     if not columns["id"]:
@@ -382,7 +387,8 @@ def _parse_dossiers(path: Path, procedures, agencies, apologised):
 
 
 def _fmt(value: datetime) -> str:
-    return f"{value:%Y-%m-%d %H:%M:%S}.000000"
+    """The text SQLAlchemy itself writes for a SQLite DATETIME (so comparisons agree)."""
+    return value.isoformat(sep=" ") + ".000000"
 
 
 def _as_text(values: np.ndarray) -> list[str]:
