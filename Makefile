@@ -17,8 +17,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The main job on embedded defaults (SQLite in var/, mail as .eml files in var/outbox/):
+# the 2025 plan of Nghệ An unfolds day by day, with a sample of one-stop dossiers.
 run: $(STAMP)
-	@$(BIN)/dunghan calendar show $$(date +%Y)
+	@$(BIN)/dunghan procedures import plans/sample-procedures.csv
+	@$(BIN)/dunghan dossiers sample --count 20000 --output var/sample-dossiers.csv
+	@$(BIN)/dunghan dossiers import var/sample-dossiers.csv
+	@$(BIN)/dunghan simulate --from 2025-02-24 --to 2025-12-31
 
 test: $(STAMP)
 	@$(BIN)/ruff check .
