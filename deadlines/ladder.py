@@ -84,6 +84,14 @@ class Ladder:
         return min(s.offset for s in self.steps)
 
 
+def _roles(raw: LineDict, key: str, problems: ProblemList) -> tuple[str, ...]:
+    value = raw.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        problems.add(raw.line_of(key), f"'{key}' phải là danh sách vai trò, ví dụ [focal, head].")
+        return ()
+    return tuple(value)
+
+
 def load_ladder(path: str | Path | None = None) -> Ladder:
     """Read and validate a ladder file; every problem is reported with its line."""
     path = Path(path or DEFAULT_LADDER)
@@ -131,7 +139,7 @@ def load_ladder(path: str | Path | None = None) -> Ladder:
             offset = 0
         if steps and offset <= steps[-1].offset:
             problems.add(raw.line_of("offset"), "các bậc phải xếp theo 'offset' tăng dần.")
-        to, cc = tuple(raw.get("to") or ()), tuple(raw.get("cc") or ())
+        to, cc = _roles(raw, "to", problems), _roles(raw, "cc", problems)
         if not to:
             problems.add(raw.line_of("to"), f"bậc '{code}' thiếu người nhận 'to'.")
         for role in to + cc:

@@ -12,11 +12,18 @@ import uuid
 from urllib.parse import quote
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 
 from deadlines.calendar import WorkCalendar
 
 POSTGRES_ENV = "DUNGHAN_TEST_DATABASE_URL"
+
+# CI explores the same examples on every run (a red CI must be reproducible); a
+# developer's runs explore new ones.
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get(POSTGRES_ENV) else [])
 
