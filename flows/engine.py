@@ -10,6 +10,7 @@ The business rules live in `deadlines/` (pure); this module reads and writes the
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,11 @@ from notifications import compose
 from notifications.outbox import store_messages
 
 DATE_RULE_KINDS = ("fixed", "period", "recurring")
+PLAN_ENV, REGISTRY_ENV, LADDER_ENV = (
+    "DUNGHAN_PLAN_FILE",
+    "DUNGHAN_REGISTRY_FILE",
+    "DUNGHAN_LADDER_FILE",
+)
 
 
 class EngineError(ValueError):
@@ -75,16 +81,21 @@ class EngineContext:
         registry_path: str | Path | None = None,
         calendar: WorkCalendar | None = None,
     ) -> EngineContext:
-        """Open (create or migrate) the database and load the reference data into it."""
+        """Open (create or migrate) the database and load the reference data into it.
+
+        Files not given fall back to the settings `DUNGHAN_PLAN_FILE`,
+        `DUNGHAN_REGISTRY_FILE`, `DUNGHAN_LADDER_FILE` (and `DUNGHAN_CALENDAR_OVERRIDES`
+        for the calendar), then to the shipped data.
+        """
         db = make_engine(database_url)
         migrate(db)
-        registry = load_registry(registry_path)
+        registry = load_registry(registry_path or os.environ.get(REGISTRY_ENV) or None)
         ctx = cls(
             db=db,
             cal=calendar or WorkCalendar.from_settings(),
-            plan=load_plan(plan_path, registry=registry),
+            plan=load_plan(plan_path or os.environ.get(PLAN_ENV) or None, registry=registry),
             registry=registry,
-            ladder=load_ladder(ladder_path),
+            ladder=load_ladder(ladder_path or os.environ.get(LADDER_ENV) or None),
         )
         ctx.sync_reference_data()
         return ctx
