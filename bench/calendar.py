@@ -43,9 +43,7 @@ def busday(days: np.ndarray, ns: np.ndarray, holidays_off: np.ndarray) -> np.nda
     out = np.empty_like(days)
     ahead = ns > 0
     out[ahead] = np.busday_offset(days[ahead], ns[ahead], roll="backward", holidays=holidays_off)
-    out[~ahead] = np.busday_offset(
-        days[~ahead], ns[~ahead], roll="forward", holidays=holidays_off
-    )
+    out[~ahead] = np.busday_offset(days[~ahead], ns[~ahead], roll="forward", holidays=holidays_off)
     return out
 
 
