@@ -46,17 +46,16 @@ def insert_ignoring_duplicates(
     not by a concurrent one).
     """
     table: Table = model.__table__  # type: ignore[attr-defined]
-    inserted: list[tuple] = []
-    for start in range(0, len(rows), CHUNK):
-        chunk = rows[start : start + CHUNK]
-        stmt = _insert(session, table).values(list(chunk))
-        stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict))
-        if returning:
-            stmt = stmt.returning(*(table.c[name] for name in returning))
-            inserted.extend(tuple(r) for r in session.execute(stmt))
-        else:
-            session.execute(stmt)
-    return inserted
+    if not rows:
+        return []
+    # One statement, executed with many parameter sets: compiled once and cached, and
+    # sent in batches by SQLAlchemy's "insertmanyvalues" (RETURNING included).
+    stmt = _insert(session, table).on_conflict_do_nothing(index_elements=list(conflict))
+    if not returning:
+        session.execute(stmt, list(rows))
+        return []
+    stmt = stmt.returning(*(table.c[name] for name in returning))
+    return [tuple(r) for r in session.execute(stmt, list(rows))]
 
 
 def upsert(
