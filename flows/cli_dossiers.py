@@ -13,7 +13,7 @@ from sqlalchemy import select
 from deadlines.dossier import explain_due
 from flows.cli_calendar import fail
 from flows.cli_engine import open_context, user_errors
-from flows.dossiers import KPI_KEYS, kpis, month_bounds
+from flows.dossiers import INDICATORS, KPI_KEYS, kpis, month_bounds
 from models.db import session_scope
 from models.dossier_import import ImportRefused, import_dossiers, import_procedures
 from models.tables import Dossier, Procedure
@@ -110,17 +110,6 @@ def dossiers_sample(
     )
     output.parent.mkdir(parents=True, exist_ok=True)
     typer.echo(f"Đã ghi {write_csv(columns, output)} hồ sơ mẫu vào {output}.")
-
-
-# Each indicator, its column label, and the plan's KPI target it is measured against.
-INDICATORS = {
-    "on_time_rate": ("Đúng hạn", "on_time_rate"),
-    "online_rate": ("Trực tuyến", "online_submission_rate"),
-    "digitized_rate": ("Số hóa", "digitization_rate"),
-    "e_result_rate": ("KQ điện tử", "e_result_rate"),
-    "online_payment_rate": ("TT trực tuyến", "online_payment_rate"),
-    "apology_rate": ("Xin lỗi/trễ", "late_apology_rate"),
-}
 
 
 def kpi(

@@ -156,6 +156,16 @@ def _address(ctx, role: str, agency_code: str) -> str | None:
 
 # ----------------------------------------------------------------------------- KPIs
 
+# Each indicator, its column label, and the plan's KPI target it is measured against.
+INDICATORS = {
+    "on_time_rate": ("Đúng hạn", "on_time_rate"),
+    "online_rate": ("Trực tuyến", "online_submission_rate"),
+    "digitized_rate": ("Số hóa", "digitization_rate"),
+    "e_result_rate": ("KQ điện tử", "e_result_rate"),
+    "online_payment_rate": ("TT trực tuyến", "online_payment_rate"),
+    "apology_rate": ("Xin lỗi/trễ", "late_apology_rate"),
+}
+
 KPI_KEYS = (
     "agency",
     "month",
