@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from flows import cli_calendar, cli_dossiers, cli_due, cli_engine, cli_plan
+from flows import cli_calendar, cli_dossiers, cli_due, cli_engine, cli_notify, cli_plan
 
 app = typer.Typer(
     name="dunghan",
@@ -19,6 +19,7 @@ app.add_typer(cli_plan.plan_app, name="plan")
 app.command("due")(cli_due.due)
 cli_engine.register(app)
 cli_dossiers.register(app)
+cli_notify.register(app)
 
 
 def main() -> None:

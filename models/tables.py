@@ -145,7 +145,7 @@ class Notification(SQLModel, table=True):
     body_text: str
     body_html: str
     ics: str = ""
-    status: str = Field(default="pending", max_length=16)  # pending | sent | failed
+    status: str = Field(default="pending", max_length=16)  # pending | sending | sent | failed
     attempts: int = 0
     last_error: str | None = None
     created_at: datetime
