@@ -23,7 +23,7 @@ run: $(STAMP)
 	@$(BIN)/dunghan procedures import plans/sample-procedures.csv
 	@$(BIN)/dunghan dossiers sample --count 20000 --output var/sample-dossiers.csv
 	@$(BIN)/dunghan dossiers import var/sample-dossiers.csv
-	@$(BIN)/dunghan simulate --from 2025-02-24 --to 2025-12-31
+	@$(BIN)/dunghan simulate --from 2025-02-24 --to 2025-12-31 --deliver
 
 test: $(STAMP)
 	@$(BIN)/ruff check .
@@ -35,6 +35,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	@$(BIN)/python bench/calendar.py
+	@$(BIN)/python bench/email.py
+	@$(BIN)/python bench/dossiers.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis

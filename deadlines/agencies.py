@@ -34,7 +34,7 @@ DEFAULT_REGISTRY_PATH = PLANS_DIR / "agencies.yaml"
 
 _CODE_RE = re.compile(r"^[A-Z0-9]+(?:-[A-Z0-9]+)*$")
 _GROUP_CODE_RE = re.compile(r"^GRP(?:-[A-Z0-9]+)+$")
-_EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
+EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 
 
 class AgencyKind(StrEnum):
@@ -280,7 +280,7 @@ class _RegistryReader:
 
     def _email(self, item: LineDict, key: str, what: str, *, required: bool) -> str | None:
         value = self._text(item, key, what, required=required)
-        if value is not None and not _EMAIL_RE.match(value):
+        if value is not None and not EMAIL_RE.match(value):
             self.problems.add(item.line_of(key), f"{what}: địa chỉ email không hợp lệ {value!r}")
         return value
 
@@ -531,7 +531,7 @@ class _RegistryReader:
             except (KeyError, IndexError, ValueError) as exc:
                 self.problems.add(block.line, f"{what}: mẫu tên hoặc email hỏng: {exc}")
                 return []
-            if not _EMAIL_RE.match(email):
+            if not EMAIL_RE.match(email):
                 self.problems.add(
                     block.line_of("email_template"), f"{what}: email sinh ra không hợp lệ {email!r}"
                 )

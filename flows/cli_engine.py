@@ -90,6 +90,9 @@ def simulate(
     from_: Annotated[str, typer.Option("--from", help="Ngày bắt đầu (YYYY-MM-DD).")],
     to: Annotated[str, typer.Option("--to", help="Ngày kết thúc (YYYY-MM-DD).")],
     seed: Annotated[int, typer.Option("--seed")] = 2025,
+    deliver: Annotated[
+        bool, typer.Option("--deliver", help="Gửi hàng đợi thư khi mô phỏng xong.")
+    ] = False,
 ) -> None:
     """Mô phỏng cả năm: quét hằng ngày, các cơ quan hoàn thành việc theo tỉ lệ thực tế."""
     from flows.simulate import simulate as run_simulation
@@ -125,6 +128,11 @@ def simulate(
     for step in ctx.ladder.steps:
         typer.echo(f"    - {step.name}: {summary['steps'].get(step.code, 0)}")
     typer.echo(f"  Thư đưa vào hàng đợi: {result.notifications}")
+    if deliver:
+        from notifications.delivery import deliver_pending
+
+        report = deliver_pending(ctx.db)
+        typer.echo(f"  {report.summary()}")
 
 
 def items(

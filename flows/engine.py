@@ -511,7 +511,8 @@ def item_lines(
             coordinating="; ".join(ctx.agency_name(c) for c in ob.coordinating),
             step=ctx.ladder.steps[steps[-1][0]].name if steps else "",
             history=tuple(
-                f"{ctx.ladder.steps[rank].name} ({reached:%d/%m/%Y})" for rank, _, reached in steps
+                f"{ctx.ladder.steps[rank].name} ({compose.short_date(reached)})"
+                for rank, _, reached in steps
             ),
         )
     return out
@@ -573,18 +574,25 @@ def queue_notifications(
     )
     for item_id, line in lines.items():
         by_agency[agency_of[item_id]].append(line)
-    digest_step = ctx.ladder.steps[0]
+    # One digest per recipient address a day, whatever the number of agencies it serves.
+    by_recipient: dict[str, tuple[str, set[str], list[compose.ItemLine]]] = {}
     for agency_code, items in sorted(by_agency.items()):
-        for role in digest_step.to:
+        for role in ctx.ladder.steps[0].to:
             target = role_address(ctx, role, agency_code)
             if target:
-                items.sort(key=lambda i: (i.due, i.number))
-                messages.append(
-                    compose.digest(target[0], target[1], ctx.agency_name(agency_code), today, items)
+                name, agencies_served, listed = by_recipient.setdefault(
+                    target[0], (target[1], set(), [])
                 )
+                agencies_served.add(ctx.agency_name(agency_code))
+                listed.extend(items)
+    for address, (name, agencies_served, items) in sorted(by_recipient.items()):
+        items.sort(key=lambda i: (i.due, i.number, i.agency))
+        messages.append(
+            compose.digest(address, name, "; ".join(sorted(agencies_served)), today, items)
+        )
     # Escalation letters: the newly reached, notified overdue steps, one per recipient.
     letters: dict[tuple[str, str], list[int]] = defaultdict(list)
-    letter_meta: dict[tuple[str, str], tuple[str, set[str]]] = {}
+    letter_meta: dict[tuple[str, str], tuple[str, set[str], bool]] = {}
     for esc in escalations:
         if not esc.notified or esc.step.template != "escalation":
             continue
@@ -597,21 +605,30 @@ def queue_notifications(
                 continue
             key = (target[0], esc.step.code)
             letters[key].append(esc.item_id)
-            name, cc = letter_meta.get(key, (target[1], set()))
+            name, cc, _ = letter_meta.get(key, (target[1], set(), False))
             for cc_role in esc.step.cc:
                 cc_target = role_address(ctx, cc_role, agency_code)
                 if cc_target and cc_target[0] != target[0]:
                     cc.add(cc_target[0])
-            letter_meta[key] = (name, cc)
+            letter_meta[key] = (name, cc, role == "head")
     if letters:
         all_ids = {i for ids in letters.values() for i in ids}
         lines |= item_lines(ctx, session, all_ids - lines.keys(), today)
     for (address, step_code), ids in sorted(letters.items()):
-        name, cc = letter_meta[(address, step_code)]
+        name, cc, heads_the_agency = letter_meta[(address, step_code)]
         step = ctx.ladder.step(step_code)
         items = sorted((lines[i] for i in ids), key=lambda i: (i.agency, i.due, i.number))
         messages.append(
-            compose.escalation(address, name, tuple(sorted(cc)), step.code, step.name, today, items)
+            compose.escalation(
+                address,
+                name,
+                tuple(sorted(cc)),
+                step.code,
+                step.name,
+                today,
+                items,
+                responsible=heads_the_agency,
+            )
         )
     return store_messages(session, messages)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from deadlines.agencies import _EMAIL_RE as ADDRESS_RE
+from deadlines.agencies import EMAIL_RE as ADDRESS_RE
 from deadlines.calendar import WEEKDAY_VI
 
 TEMPLATES = Path(__file__).with_name("templates")

@@ -51,9 +51,11 @@ def test_a_simulation_killed_at_random_points_then_rerun_ends_like_an_uninterrup
     tmp_path,
 ):
     reference = f"sqlite:///{tmp_path}/reference.db"
+    began = time.perf_counter()
     done = subprocess.run(
         [DUNGHAN, *SIMULATION], env=env_for(reference), capture_output=True, text=True
     )
+    duration = time.perf_counter() - began
     assert done.returncode == 0, done.stderr
     expected = state(reference)
     assert expected["items"] and expected["escalations"] and expected["outbox"]
@@ -68,7 +70,8 @@ def test_a_simulation_killed_at_random_points_then_rerun_ends_like_an_uninterrup
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(rng.uniform(0.8, 4.0))
+        # Somewhere between start-up and the end of an uninterrupted run.
+        time.sleep(rng.uniform(0.25, 0.9) * duration)
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             kills += 1
