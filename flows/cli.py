@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from flows import cli_calendar, cli_dossiers, cli_due, cli_engine, cli_notify, cli_plan
+from flows import (
+    cli_calendar,
+    cli_dossiers,
+    cli_due,
+    cli_engine,
+    cli_flows,
+    cli_notify,
+    cli_plan,
+    cli_scorecard,
+)
 
 app = typer.Typer(
     name="dunghan",
@@ -20,6 +29,8 @@ app.command("due")(cli_due.due)
 cli_engine.register(app)
 cli_dossiers.register(app)
 cli_notify.register(app)
+cli_flows.register(app)
+cli_scorecard.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,278 @@
+"""The ad hoc flows an administrator runs with parameters from the Prefect UI:
+record an event, complete an item, inspect an agency (kiểm tra), recompute due dates.
+
+Each checks its parameters first and refuses a bad one with a Vietnamese message; the
+database work is one task with retries; what it did is published as an artifact.
+"""
+
+from __future__ import annotations
+
+from datetime import date as Date
+
+from prefect import flow, get_run_logger
+from prefect.events import emit_event
+from sqlalchemy import select
+
+from flows import engine
+from flows.artifacts import (
+    event_markdown,
+    inspection_lines,
+    publish_inspection,
+    publish_recompute,
+    publish_recorded_event,
+    recompute_lines,
+    reports_dir,
+    write_inspection_html,
+)
+from flows.engine import CompletionResult, EngineContext, EventResult
+from flows.parameters import ParameterError, check_day, check_range, check_section, parse_day
+from flows.review import ComplianceReport, RecomputeResult, compliance_report, recompute
+from flows.steps import EVENT_RECORDED, REFUSALS, database_step, opened_engine, refuse
+from models.db import session_scope
+from models.tables import DeadlineItem, ItemStatus
+
+# ------------------------------------------------------------------- record event
+
+
+@flow(
+    name="record-event",
+    flow_run_name="sự kiện {event_code} — {agency}",
+    description="Ghi nhận một sự kiện làm phát sinh hạn xử lý.",
+)
+def record_event_flow(
+    event_code: str,
+    agency: str,
+    date: str | None = None,
+    document: str = "",
+    description: str = "",
+) -> dict:
+    """Record that `event_code` happened to `agency` on `date` (YYYY-MM-DD, default today),
+    with its document number; create the items it starts and announce it, so the
+    obligations waiting for it run."""
+    try:
+        occurred_on = parse_day(date, "date")
+        with opened_engine() as ctx:
+            check_event_code(ctx, event_code)
+            agency = ctx.agency(agency).code
+            check_day(ctx, occurred_on, "date")
+            result = store_event(ctx, event_code, agency, occurred_on, document, description)
+            items = event_items(ctx, result.event_id)
+            if not result.already_recorded:
+                announce_event(ctx, result, event_code, agency, occurred_on, document, items)
+            publish_recorded_event(
+                event_markdown(ctx, result, event_code, agency, occurred_on, items),
+                f"Sự kiện {event_code} — {ctx.agency_name(agency)}, {occurred_on:%d/%m/%Y}",
+            )
+            return {
+                "event_id": result.event_id,
+                "already_recorded": result.already_recorded,
+                "obligations": result.obligations,
+                "created_items": result.created_items,
+            }
+    except REFUSALS as refused:
+        return refuse(refused)
+
+
+def check_event_code(ctx: EngineContext, event_code: str) -> None:
+    known = engine.event_types(ctx)
+    if event_code not in known:
+        listing = "\n".join(f"  {code}: {desc}" for code, (desc, _) in sorted(known.items()))
+        raise ParameterError(
+            f"Loại sự kiện không hợp lệ: '{event_code}'. Các loại hợp lệ:\n{listing}"
+        )
+
+
+@database_step("store the event and create its items")
+def store_event(
+    ctx: EngineContext,
+    event_code: str,
+    agency: str,
+    occurred_on: Date,
+    document: str,
+    description: str,
+) -> EventResult:
+    return engine.record_event(
+        ctx, event_code, agency, occurred_on, document, description, actor="prefect"
+    )
+
+
+@database_step("read the event's items")
+def event_items(ctx: EngineContext, event_id: int) -> list[tuple[int, str, Date]]:
+    with session_scope(ctx.db) as session:
+        rows = session.execute(
+            select(DeadlineItem.id, DeadlineItem.agency_code, DeadlineItem.due)
+            .where(DeadlineItem.event_id == event_id)
+            .order_by(DeadlineItem.due, DeadlineItem.id)
+        ).all()
+    return [tuple(row) for row in rows]
+
+
+def announce_event(
+    ctx: EngineContext,
+    result: EventResult,
+    event_code: str,
+    agency: str,
+    occurred_on: Date,
+    document: str,
+    items: list[tuple[int, str, Date]],
+) -> None:
+    """The Prefect event that triggers the deployments of the obligations waiting for it."""
+    emit_event(
+        event=EVENT_RECORDED,
+        resource={
+            "prefect.resource.id": f"dunghan.event.{result.event_id}",
+            "prefect.resource.name": engine.event_types(ctx)[event_code][0],
+            "dunghan.event-code": event_code,
+            "dunghan.agency": agency,
+        },
+        related=[
+            {
+                "prefect.resource.id": f"dunghan.agency.{agency}",
+                "prefect.resource.role": "agency",
+                "prefect.resource.name": ctx.agency_name(agency),
+            }
+        ]
+        + [
+            {
+                "prefect.resource.id": f"dunghan.obligation.{number}",
+                "prefect.resource.role": "obligation",
+                "prefect.resource.name": f"{number} {ctx.obligation(number).title}",
+            }
+            for number in result.obligations
+        ],
+        payload={
+            "occurred_on": occurred_on.isoformat(),
+            "document": document,
+            "obligations": result.obligations,
+            "items": [
+                {"id": item_id, "agency": code, "due": due.isoformat()}
+                for item_id, code, due in items
+            ],
+        },
+    )
+
+
+# ------------------------------------------------------------------ complete item
+
+
+@flow(
+    name="complete-item",
+    flow_run_name="hoàn thành việc {item_id}",
+    description="Ghi nhận một việc đã hoàn thành, kèm bằng chứng.",
+)
+def complete_item_flow(item_id: int, date: str | None = None, evidence: str = "") -> dict:
+    """Mark item `item_id` done on `date` (YYYY-MM-DD, default today) with its evidence
+    (a document number); done after the due date is kept as done late."""
+    try:
+        done_on = parse_day(date, "date")
+        if not evidence.strip():
+            raise ParameterError(
+                "Tham số evidence rỗng: cần ghi bằng chứng hoàn thành, ví dụ số văn bản."
+            )
+        with opened_engine() as ctx:
+            check_day(ctx, done_on, "date")
+            result = complete(ctx, item_id, done_on, evidence)
+            late = "trễ hạn" if result.status == ItemStatus.DONE_LATE else "đúng hạn"
+            get_run_logger().info(
+                "%s: việc %d hoàn thành %s ngày %s (hạn %s).",
+                "Đã ghi nhận" if result.changed else "Đã ghi nhận từ trước",
+                result.item_id,
+                late,
+                f"{done_on:%d/%m/%Y}",
+                f"{result.due:%d/%m/%Y}",
+            )
+            return {
+                "item_id": result.item_id,
+                "status": result.status,
+                "due": result.due.isoformat(),
+                "completed_on": result.completed_on.isoformat(),
+                "changed": result.changed,
+            }
+    except REFUSALS as refused:
+        return refuse(refused)
+
+
+@database_step("record the completion")
+def complete(ctx: EngineContext, item_id: int, done_on: Date, evidence: str) -> CompletionResult:
+    return engine.complete_item(ctx, item_id, done_on, evidence, actor="prefect")
+
+
+# ------------------------------------------------------------------------ inspect
+
+
+@flow(
+    name="inspect",
+    flow_run_name="kiểm tra {agency}: {from_date} — {to_date}",
+    description="Kiểm tra việc thực hiện kế hoạch của một cơ quan.",
+)
+def inspect_flow(
+    agency: str,
+    from_date: str,
+    to_date: str,
+    section: str | None = None,
+    date: str | None = None,
+) -> dict:
+    """A compliance report for `agency` on the items due from `from_date` to `to_date`
+    (YYYY-MM-DD), in plan `section` (e.g. "X", "B.III"; default all), as of `date`
+    (default today): a markdown artifact and an HTML file under var/reports/."""
+    try:
+        start, end = parse_day(from_date, "from_date"), parse_day(to_date, "to_date")
+        as_of = parse_day(date, "date")
+        check_range(start, end)
+        with opened_engine() as ctx:
+            agency = ctx.agency(agency).code
+            section = check_section(ctx.plan, section)
+            report = inspect(ctx, agency, start, end, as_of, section)
+            path = write_inspection_html(report, reports_dir())
+            publish_inspection(report, path)
+            logger = get_run_logger()
+            for line in inspection_lines(report):
+                logger.info(line)
+            return {"html": str(path), "total": report.total, **report.counts}
+    except REFUSALS as refused:
+        return refuse(refused)
+
+
+@database_step("read the agency's items")
+def inspect(
+    ctx: EngineContext, agency: str, start: Date, end: Date, as_of: Date, section: str | None
+) -> ComplianceReport:
+    return compliance_report(ctx, agency, start, end, as_of, section)
+
+
+# ---------------------------------------------------------------------- recompute
+
+
+@flow(
+    name="recompute",
+    flow_run_name="tính lại hạn",
+    description="Tính lại hạn các việc đang mở sau khi đổi lịch hoặc quy tắc.",
+)
+def recompute_flow(date: str | None = None, dry_run: bool = False) -> dict:
+    """Recompute the due dates of open items from their obligation's current rule and
+    the current calendar (after a calendar or rule change); report each change, old →
+    new and why. With `dry_run`, report without changing anything."""
+    try:
+        today = parse_day(date, "date")
+        with opened_engine() as ctx:
+            check_day(ctx, today, "date")
+            result = recompute_dues(ctx, today, dry_run)
+            publish_recompute(result)
+            logger = get_run_logger()
+            for line in recompute_lines(result):
+                logger.info(line)
+            return {
+                "checked": result.checked,
+                "moved": len(result.moved),
+                "duplicates": len(result.duplicates),
+                "orphans": len(result.orphans),
+                "rekeyed": result.rekeyed,
+                "dry_run": result.dry_run,
+            }
+    except REFUSALS as refused:
+        return refuse(refused)
+
+
+@database_step("recompute the open items' due dates")
+def recompute_dues(ctx: EngineContext, today: Date, dry_run: bool) -> RecomputeResult:
+    return recompute(ctx, today, dry_run=dry_run, actor="prefect")

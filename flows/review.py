@@ -1,0 +1,677 @@
+"""Looking back at the store: the item views the flows publish, the inspection (kiểm tra)
+of an agency, and the recomputation (tính lại hạn) of open items after a calendar or
+rule change.
+
+The shell around `deadlines/`: these functions read and write through `session_scope`;
+the one decision that is not a query (which period of the current rule an existing item
+belongs to, and which copy of a period survives) is the pure `assign_periods`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import func, or_, select, update
+
+from deadlines.calendar import WorkCalendar
+from deadlines.plan import Obligation as PlanObligation
+from deadlines.plan import Plan
+from flows.engine import (
+    DATE_RULE_KINDS,
+    EngineContext,
+    NewEscalation,
+    rule_parts,
+    working_days_left,
+)
+from flows.parameters import check_range, check_section, section_code
+from models.db import session_scope
+from models.store import audit_many, utcnow
+from models.tables import DeadlineItem, Escalation, Event, ItemStatus, Obligation
+
+STATUS_VI = {
+    ItemStatus.OPEN: "Đang mở",
+    ItemStatus.DONE: "Hoàn thành đúng hạn",
+    ItemStatus.DONE_LATE: "Hoàn thành trễ hạn",
+    ItemStatus.WAIVED: "Được miễn",
+    ItemStatus.CANCELLED: "Đã hủy",
+}
+
+# A calendar or rule change moves a due date by days (the longest run of days off, Tết,
+# is nine days; "trước ngày 23" against the month's last working day, at most eight), never
+# by weeks. So an item whose old due date lies within this many days of a due date of the
+# current rule is that period's item; farther than that, the rule no longer has its period.
+MAX_SHIFT_DAYS = 15
+
+_CHUNK = 1000
+
+
+def obligation_section(ob: PlanObligation) -> str:
+    return section_code(ob.part, ob.section)
+
+
+def obligation_dues(plan: Plan, cal: WorkCalendar, ob: PlanObligation) -> list[date]:
+    """The due dates of a date-based obligation in the plan year, from the plan's start:
+    the dates `engine.materialise` creates items for."""
+    starts = plan.meta.effective or plan.meta.signed
+    return sorted(
+        {
+            due
+            for part in rule_parts(ob.rule)
+            if part.kind in DATE_RULE_KINDS
+            for due in part.due_dates(cal, year=plan.meta.year)
+            if due >= starts
+        }
+    )
+
+
+def state_label(
+    cal: WorkCalendar, status: str, due: date, completed_on: date | None, today: date
+) -> str:
+    """An item's state as an operator reads it: "Quá hạn 3 ngày làm việc", …"""
+    if status == ItemStatus.OPEN:
+        left = working_days_left(cal, due, today)
+        if left > 0:
+            return f"Còn {left} ngày làm việc"
+        return "Đến hạn hôm nay" if left == 0 else f"Quá hạn {-left} ngày làm việc"
+    if status == ItemStatus.DONE and completed_on is not None:
+        return f"Hoàn thành đúng hạn ({completed_on:%d/%m/%Y})"
+    if status == ItemStatus.DONE_LATE and completed_on is not None:
+        late = -working_days_left(cal, due, completed_on)
+        return f"Hoàn thành trễ {late} ngày làm việc ({completed_on:%d/%m/%Y})"
+    return STATUS_VI.get(status, status)
+
+
+def _highest_steps():
+    return (
+        select(Escalation.item_id, func.max(Escalation.rank).label("rank"))
+        .group_by(Escalation.item_id)
+        .subquery()
+    )
+
+
+def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
+    for start in range(0, len(ids), _CHUNK):
+        yield list(ids[start : start + _CHUNK])
+
+
+# ---------------------------------------------------------------- one obligation
+
+
+@dataclass(frozen=True)
+class ItemView:
+    item_id: int
+    agency_code: str
+    agency_name: str
+    due: date
+    status: str
+    state: str
+    step: str  # the highest ladder step reached, "" if none
+
+
+def obligation_items(ctx: EngineContext, number: str, today: date) -> list[ItemView]:
+    """An obligation's items an operator looks at today: every item already in the
+    ladder's reach (due up to the first reminder's horizon) and the next occurrence.
+    Open overdue items first, then open ones, then closed ones (latest first)."""
+    horizon = ctx.cal.add_working_days(today, max(0, -ctx.ladder.earliest_offset))
+    obligation_id = ctx.obligation_ids[number]
+    top = _highest_steps()
+    with session_scope(ctx.db) as session:
+        upcoming = session.scalar(
+            select(func.min(DeadlineItem.due)).where(
+                DeadlineItem.obligation_id == obligation_id, DeadlineItem.due > horizon
+            )
+        )
+        rows = session.execute(
+            select(
+                DeadlineItem.id,
+                DeadlineItem.agency_code,
+                DeadlineItem.due,
+                DeadlineItem.status,
+                DeadlineItem.completed_on,
+                top.c.rank,
+            )
+            .outerjoin(top, top.c.item_id == DeadlineItem.id)
+            .where(
+                DeadlineItem.obligation_id == obligation_id,
+                DeadlineItem.due <= max(horizon, upcoming or horizon),
+            )
+        ).all()
+    views = [
+        ItemView(
+            item_id=item_id,
+            agency_code=code,
+            agency_name=ctx.agency_name(code),
+            due=due,
+            status=status,
+            state=state_label(ctx.cal, status, due, completed_on, today),
+            step=ctx.ladder.steps[rank].name if rank is not None else "",
+        )
+        for item_id, code, due, status, completed_on, rank in rows
+    ]
+
+    def order(view: ItemView):
+        if view.status == ItemStatus.OPEN:
+            return (0 if view.due < today else 1, view.due.toordinal(), view.agency_name)
+        return (2, -view.due.toordinal(), view.agency_name)
+
+    return sorted(views, key=order)
+
+
+# ------------------------------------------------------------ overdue per agency
+
+
+@dataclass(frozen=True)
+class AgencyOverdue:
+    agency_code: str
+    agency_name: str
+    total: int
+    by_step: dict[str, int]  # highest step code reached -> items ("" : none yet)
+    oldest_due: date
+
+
+def overdue_by_agency(
+    ctx: EngineContext, today: date, agencies: Sequence[str] | None = None
+) -> list[AgencyOverdue]:
+    """Open items past their due date, per agency and highest ladder step reached;
+    the agencies with the most first."""
+    top = _highest_steps()
+    query = (
+        select(DeadlineItem.agency_code, top.c.rank, func.count(), func.min(DeadlineItem.due))
+        .outerjoin(top, top.c.item_id == DeadlineItem.id)
+        .where(DeadlineItem.status == ItemStatus.OPEN, DeadlineItem.due < today)
+        .group_by(DeadlineItem.agency_code, top.c.rank)
+    )
+    if agencies is not None:
+        query = query.where(DeadlineItem.agency_code.in_(list(agencies)))
+    totals: dict[str, int] = defaultdict(int)
+    steps: dict[str, dict[str, int]] = defaultdict(dict)
+    oldest: dict[str, date] = {}
+    with session_scope(ctx.db) as session:
+        for code, rank, count, first_due in session.execute(query):
+            totals[code] += count
+            step = ctx.ladder.steps[rank].code if rank is not None else ""
+            steps[code][step] = steps[code].get(step, 0) + count
+            oldest[code] = min(first_due, oldest.get(code, first_due))
+    rows = [
+        AgencyOverdue(code, ctx.agency_name(code), totals[code], steps[code], oldest[code])
+        for code in totals
+    ]
+    return sorted(rows, key=lambda r: (-r.total, r.agency_name))
+
+
+# ------------------------------------------------------------------ escalations
+
+
+@dataclass(frozen=True)
+class EscalationFact:
+    item_id: int
+    agency_code: str
+    agency_name: str
+    number: str
+    title: str
+    due: date
+    step_code: str
+    step_name: str
+    notified: bool
+
+
+def escalation_facts(
+    ctx: EngineContext, escalations: Sequence[NewEscalation]
+) -> list[EscalationFact]:
+    """What an escalation is about: the item's agency, obligation and due date."""
+    ids = sorted({e.item_id for e in escalations})
+    items: dict[int, tuple[str, date, str, str]] = {}
+    with session_scope(ctx.db) as session:
+        for chunk in _chunks(ids):
+            for item_id, code, due, number, title in session.execute(
+                select(
+                    DeadlineItem.id,
+                    DeadlineItem.agency_code,
+                    DeadlineItem.due,
+                    Obligation.number,
+                    Obligation.title,
+                )
+                .join(Obligation, Obligation.id == DeadlineItem.obligation_id)
+                .where(DeadlineItem.id.in_(chunk))
+            ):
+                items[item_id] = (code, due, number, title)
+    facts = []
+    for esc in escalations:
+        code, due, number, title = items[esc.item_id]
+        facts.append(
+            EscalationFact(
+                item_id=esc.item_id,
+                agency_code=code,
+                agency_name=ctx.agency_name(code),
+                number=number,
+                title=title,
+                due=due,
+                step_code=esc.step.code,
+                step_name=esc.step.name,
+                notified=esc.notified,
+            )
+        )
+    return facts
+
+
+# -------------------------------------------------------------------- inspection
+
+# The compliance categories of an inspection, in the order a report lists them.
+CATEGORIES = {
+    "done": "Hoàn thành đúng hạn",
+    "done_late": "Hoàn thành trễ hạn",
+    "open": "Chưa đến hạn",
+    "overdue": "Quá hạn chưa hoàn thành",
+    "waived": "Được miễn",
+}
+
+
+@dataclass(frozen=True)
+class InspectedItem:
+    item_id: int
+    number: str
+    title: str
+    section: str
+    due: date
+    category: str  # a key of CATEGORIES
+    state: str
+    evidence: str
+    step: str  # highest ladder step reached, "" if none
+    transfer: str  # "" or how the item changed hands (succession)
+
+
+@dataclass
+class ComplianceReport:
+    """A compliance report for one agency, one section (or all), one range of due dates."""
+
+    plan_title: str
+    decision: str
+    agency_code: str
+    agency_name: str
+    section: str | None
+    section_title: str
+    start: date
+    end: date
+    as_of: date
+    items: list[InspectedItem]
+    counts: dict[str, int] = field(default_factory=dict)  # category -> items
+    by_step: list[tuple[str, int]] = field(default_factory=list)  # (step name, items)
+
+    @property
+    def total(self) -> int:
+        return len(self.items)
+
+    @property
+    def on_time_rate(self) -> float | None:
+        """Share of completed items completed on time, or None if none was completed."""
+        done = self.counts.get("done", 0)
+        completed = done + self.counts.get("done_late", 0)
+        return done / completed if completed else None
+
+
+def compliance_report(
+    ctx: EngineContext,
+    agency_code: str,
+    start: date,
+    end: date,
+    as_of: date,
+    section: str | None = None,
+) -> ComplianceReport:
+    """How an agency did on the items due between `start` and `end` (inclusive), as of
+    `as_of`: done on time, done late, not yet due, overdue, waived; and the highest ladder
+    step each reached. Items the agency inherited by succession count for it; items it
+    handed over are listed with the successor named."""
+    agency = ctx.agency(agency_code)
+    check_range(start, end)
+    section = check_section(ctx.plan, section)
+    numbers = [
+        ob.number
+        for ob in ctx.plan.obligations
+        if section is None or obligation_section(ob) == section
+    ]
+    sections = {ob.number: obligation_section(ob) for ob in ctx.plan.obligations}
+    top = _highest_steps()
+    with session_scope(ctx.db) as session:
+        rows = session.execute(
+            select(
+                DeadlineItem.id,
+                Obligation.number,
+                Obligation.title,
+                DeadlineItem.agency_code,
+                DeadlineItem.original_agency_code,
+                DeadlineItem.due,
+                DeadlineItem.status,
+                DeadlineItem.completed_on,
+                DeadlineItem.evidence,
+                top.c.rank,
+            )
+            .join(Obligation, Obligation.id == DeadlineItem.obligation_id)
+            .outerjoin(top, top.c.item_id == DeadlineItem.id)
+            .where(
+                or_(
+                    DeadlineItem.agency_code == agency.code,
+                    DeadlineItem.original_agency_code == agency.code,
+                ),
+                DeadlineItem.obligation_id.in_([ctx.obligation_ids[n] for n in numbers] or [-1]),
+                DeadlineItem.due >= start,
+                DeadlineItem.due <= end,
+                DeadlineItem.status != ItemStatus.CANCELLED,
+            )
+            .order_by(DeadlineItem.due, Obligation.number, DeadlineItem.id)
+        ).all()
+    items = []
+    counts = dict.fromkeys(CATEGORIES, 0)
+    reached = [0] * len(ctx.ladder.steps)
+    never = 0
+    for item_id, number, title, code, original, due, status, done_on, evidence, rank in rows:
+        category = _category(status, due, as_of)
+        counts[category] += 1
+        if rank is None:
+            never += 1
+        else:
+            reached[rank] += 1
+        transfer = ""
+        if original and original != code:
+            transfer = (
+                f"Nhận từ {ctx.agency_name(original)}"
+                if code == agency.code
+                else f"Đã chuyển cho {ctx.agency_name(code)}"
+            )
+        items.append(
+            InspectedItem(
+                item_id=item_id,
+                number=number,
+                title=title,
+                section=sections.get(number, ""),
+                due=due,
+                category=category,
+                state=state_label(ctx.cal, status, due, done_on, as_of),
+                evidence=evidence or "",
+                step=ctx.ladder.steps[rank].name if rank is not None else "",
+                transfer=transfer,
+            )
+        )
+    section_title = "Toàn bộ kế hoạch"
+    if section is not None:
+        section_title = next(
+            s.title for s in ctx.plan.sections if section_code(s.part, s.number) == section
+        )
+    by_step = [("Chưa đến bậc nào", never)] + [
+        (step.name, reached[step.rank]) for step in ctx.ladder.steps
+    ]
+    return ComplianceReport(
+        plan_title=ctx.plan.meta.title,
+        decision=ctx.plan.meta.decision,
+        agency_code=agency.code,
+        agency_name=agency.name,
+        section=section,
+        section_title=section_title,
+        start=start,
+        end=end,
+        as_of=as_of,
+        items=items,
+        counts=counts,
+        by_step=by_step,
+    )
+
+
+def _category(status: str, due: date, as_of: date) -> str:
+    if status == ItemStatus.OPEN:
+        return "overdue" if due < as_of else "open"
+    return {ItemStatus.DONE: "done", ItemStatus.DONE_LATE: "done_late"}.get(status, "waived")
+
+
+# --------------------------------------------------------------------- recompute
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """An existing item of a date-based obligation, as far as periods are concerned."""
+
+    item_id: int
+    period_key: str  # the ISO due date the item was created for
+    due: date
+    open: bool
+
+
+@dataclass(frozen=True)
+class Decision:
+    item_id: int
+    action: str  # keep | move | rekey | duplicate | orphan
+    period: date | None = None  # the current rule's due date the item belongs to
+    keeper: int | None = None  # for a duplicate: the item that keeps the period
+
+
+def assign_periods(
+    occurrences: Sequence[Occurrence], dues: Sequence[date], max_shift: int = MAX_SHIFT_DAYS
+) -> list[Decision]:
+    """Match one agency's items of one obligation to the current rule's due dates.
+
+    An item belongs to the nearest due date within `max_shift` days of the date it was
+    created for; none: it is an orphan (the rule no longer has its period). Each period
+    keeps one item: a closed one if any (the work is done; preferably the one already
+    on the period), else the oldest open one (its ladder history stays with it, so no
+    reminder is sent twice). Open items left over are duplicates. The keeper is moved to
+    the period (open: its due date and key; closed: its key only, its due date is
+    history).
+    """
+    periods = sorted(set(dues))
+    members: dict[date, list[Occurrence]] = defaultdict(list)
+    decisions: list[Decision] = []
+    for occ in occurrences:
+        period = _nearest(date.fromisoformat(occ.period_key), periods, max_shift)
+        if period is None:
+            decisions.append(Decision(occ.item_id, "orphan" if occ.open else "keep"))
+        else:
+            members[period].append(occ)
+    for period, occs in sorted(members.items()):
+        key = period.isoformat()
+        keeper = min(occs, key=lambda o: (o.open, not o.open and o.period_key != key, o.item_id))
+        for occ in occs:
+            if occ is keeper:
+                if occ.period_key == key and (not occ.open or occ.due == period):
+                    action = "keep"
+                else:
+                    action = "move" if occ.open else "rekey"
+                decisions.append(Decision(occ.item_id, action, period))
+            elif occ.open:
+                decisions.append(Decision(occ.item_id, "duplicate", period, keeper.item_id))
+            else:
+                decisions.append(Decision(occ.item_id, "keep", period))
+    return sorted(decisions, key=lambda d: d.item_id)
+
+
+def _nearest(day: date, periods: Sequence[date], max_shift: int) -> date | None:
+    best = min(periods, key=lambda p: (abs((p - day).days), p), default=None)
+    if best is None or abs((best - day).days) > max_shift:
+        return None
+    return best
+
+
+@dataclass(frozen=True)
+class DueChange:
+    kind: str  # moved | duplicate | orphan
+    item_id: int
+    number: str
+    agency_code: str
+    agency_name: str
+    old_due: date
+    new_due: date | None
+    reason: str
+
+
+@dataclass
+class RecomputeResult:
+    run_date: date
+    dry_run: bool
+    checked: int = 0  # open items looked at
+    changes: list[DueChange] = field(default_factory=list)  # moved and duplicates
+    orphans: list[DueChange] = field(default_factory=list)  # left unchanged, reported
+    rekeyed: int = 0  # closed items re-attached to their period
+
+    @property
+    def moved(self) -> list[DueChange]:
+        return [c for c in self.changes if c.kind == "moved"]
+
+    @property
+    def duplicates(self) -> list[DueChange]:
+        return [c for c in self.changes if c.kind == "duplicate"]
+
+
+def recompute(
+    ctx: EngineContext, today: date, *, dry_run: bool = False, actor: str = "admin"
+) -> RecomputeResult:
+    """Recompute the due dates of open items from their obligation's current rule and the
+    current calendar, update those that changed and say why. Idempotent: a second run
+    finds nothing to change.
+
+    Date-based items take the due date of the same period under the current rule (see
+    `assign_periods`); event items take `rule.due_after(calendar, event date)`.
+    """
+    result = RecomputeResult(run_date=today, dry_run=dry_run)
+    number_of = {oid: number for number, oid in ctx.obligation_ids.items()}
+    with session_scope(ctx.db) as session:
+        rows = session.execute(
+            select(
+                DeadlineItem.id,
+                DeadlineItem.obligation_id,
+                DeadlineItem.agency_code,
+                DeadlineItem.period_key,
+                DeadlineItem.due,
+                DeadlineItem.status,
+                Event.event_code,
+                Event.occurred_on,
+            )
+            .outerjoin(Event, Event.id == DeadlineItem.event_id)
+            .where(
+                DeadlineItem.obligation_id.in_(list(number_of) or [-1]),
+                DeadlineItem.status != ItemStatus.CANCELLED,
+            )
+            .order_by(DeadlineItem.id)
+        ).all()
+        result.checked = sum(1 for row in rows if row.status == ItemStatus.OPEN)
+        writes: list[tuple[int, dict]] = []
+        _recompute_event_items(ctx, number_of, rows, result, writes)
+        _recompute_dated_items(ctx, number_of, rows, result, writes)
+        if dry_run:
+            return result
+        now = utcnow()
+        for item_id, values in writes:
+            session.execute(
+                update(DeadlineItem)
+                .where(DeadlineItem.id == item_id)
+                .values(**values, updated_at=now)
+            )
+        audit_many(session, [_audit(actor, change) for change in result.changes])
+    return result
+
+
+def _recompute_event_items(ctx, number_of, rows, result: RecomputeResult, writes) -> None:
+    """Open event items: the due date counted again from the event's date."""
+    for item_id, oid, code, _key, due, status, event_code, occurred_on in rows:
+        if event_code is None or status != ItemStatus.OPEN:
+            continue
+        ob = ctx.plan.obligation(number_of[oid])
+        new_due = ob.rule.due_after(ctx.cal, occurred_on, event_code=event_code)
+        if new_due is None or new_due == due:
+            continue
+        reason = (
+            f"{ctx.cal.explain(due)} {ob.rule.describe(ctx.cal)}; sự kiện ngày "
+            f"{occurred_on:%d/%m/%Y}."
+        )
+        result.changes.append(
+            DueChange(
+                "moved", item_id, ob.number, code, ctx.agency_name(code), due, new_due, reason
+            )
+        )
+        writes.append((item_id, {"due": new_due}))
+
+
+def _recompute_dated_items(ctx, number_of, rows, result: RecomputeResult, writes) -> None:
+    """Items of date-based rules: each matched to its period of the current rule."""
+    groups: dict[tuple[str, str], list[Occurrence]] = defaultdict(list)
+    for item_id, oid, code, key, due, status, event_code, _occurred_on in rows:
+        if event_code is None and _is_day(key):  # keyed by the due date it was made for
+            groups[(number_of[oid], code)].append(
+                Occurrence(item_id, key, due, status == ItemStatus.OPEN)
+            )
+    freed: list[tuple[int, dict]] = []  # written first: duplicates give up their keys
+    for (number, code), occurrences in sorted(groups.items()):
+        ob = ctx.plan.obligation(number)
+        by_id = {o.item_id: o for o in occurrences}
+        for decision in assign_periods(occurrences, obligation_dues(ctx.plan, ctx.cal, ob)):
+            occ = by_id[decision.item_id]
+            if decision.action == "keep":
+                continue
+            if decision.action == "rekey":
+                result.rekeyed += 1
+                writes.append((occ.item_id, {"period_key": decision.period.isoformat()}))
+                continue
+            change = _date_change(ctx, ob, code, occ, decision)
+            if decision.action == "orphan":
+                result.orphans.append(change)
+            elif decision.action == "move":
+                result.changes.append(change)
+                period = decision.period
+                writes.append((occ.item_id, {"due": period, "period_key": period.isoformat()}))
+            else:
+                result.changes.append(change)
+                values = {"status": ItemStatus.CANCELLED, "evidence": change.reason}
+                if occ.period_key == decision.period.isoformat():
+                    values["period_key"] = f"{occ.period_key}:dup{occ.item_id}"
+                freed.append((occ.item_id, values))
+    writes[:0] = freed
+
+
+def _is_day(key: str) -> bool:
+    try:
+        date.fromisoformat(key)
+    except ValueError:
+        return False
+    return True
+
+
+def _date_change(
+    ctx: EngineContext, ob: PlanObligation, code: str, occ: Occurrence, decision: Decision
+) -> DueChange:
+    rule = ob.rule.describe(ctx.cal)
+    if decision.action == "move":
+        reason = f"{ctx.cal.explain(occ.due)} {rule}."
+    elif decision.action == "duplicate":
+        reason = (
+            f"Trùng kỳ hạn {decision.period:%d/%m/%Y} với việc số {decision.keeper} "
+            "sau khi tính lại hạn."
+        )
+    else:
+        reason = (
+            f"Quy tắc hiện hành không còn kỳ hạn nào trong vòng {MAX_SHIFT_DAYS} ngày quanh "
+            f"{occ.due:%d/%m/%Y} ({rule}). Việc được giữ nguyên: miễn hoặc hủy nếu không "
+            "còn phải làm."
+        )
+    return DueChange(
+        decision.action if decision.action != "move" else "moved",
+        occ.item_id,
+        ob.number,
+        code,
+        ctx.agency_name(code),
+        occ.due,
+        decision.period if decision.action != "orphan" else None,
+        reason,
+    )
+
+
+def _audit(actor: str, change: DueChange) -> dict:
+    return {
+        "actor": actor,
+        "action": "recompute_move" if change.kind == "moved" else "recompute_duplicate",
+        "entity": "deadline_item",
+        "entity_id": change.item_id,
+        "detail": {
+            "from": change.old_due,
+            "to": change.new_due,
+            "reason": change.reason,
+        },
+    }

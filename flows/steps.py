@@ -1,0 +1,162 @@
+"""The steps every flow shares: open the engine, sweep, announce escalations, and refuse a
+bad request with its Vietnamese message rather than a traceback.
+
+Tasks are coarse (one per step of the process, never one per item) and retry only where
+I/O can fail for a reason that may pass: the database being unreachable or locked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
+from prefect.states import Failed, State
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from deadlines.calendar import CalendarError
+from deadlines.datafile import DataFileError
+from flows import engine
+from flows.engine import EngineContext, EngineError, NewEscalation, SweepResult
+from flows.parameters import partition_label
+from flows.review import escalation_facts
+
+# The Prefect events dunghan emits; deployment triggers and automations match on them.
+EVENT_RECORDED = "dunghan.event.recorded"
+ESCALATION_REACHED = "dunghan.escalation.reached"
+
+# What a flow refuses with a message instead of a traceback: bad parameters, bad data
+# files, dates outside the calendar.
+REFUSALS = (EngineError, CalendarError, DataFileError)
+
+
+def refuse(refused: Exception) -> State:
+    """End the run as Failed with the person-readable message, not a traceback."""
+    message = str(refused)
+    get_run_logger().error(message)
+    return Failed(message=message, data=refused)
+
+
+# ------------------------------------------------------------------------ the steps
+
+
+def on_database_error(_task, _task_run, state) -> bool:
+    """Retry a step only when the database could not be reached or was locked."""
+    try:
+        state.result()
+    except (OperationalError, InterfaceError):
+        return True
+    except Exception:
+        return False
+    return False
+
+
+def database_step(name: str):
+    """A step that reads or writes the store: retried when the database is unreachable."""
+    return task(
+        name=name,
+        retries=2,
+        retry_delay_seconds=[5, 30],
+        retry_condition_fn=on_database_error,
+        cache_policy=NO_CACHE,
+    )
+
+
+@task(
+    name="open the engine",
+    retries=3,
+    retry_delay_seconds=[2, 10, 30],
+    retry_condition_fn=on_database_error,
+    cache_policy=NO_CACHE,
+)
+def open_engine() -> EngineContext:
+    """Create or migrate the database and load the plan, the registry and the ladder."""
+    return EngineContext.open()
+
+
+@contextmanager
+def opened_engine() -> Iterator[EngineContext]:
+    ctx = open_engine()
+    try:
+        yield ctx
+    finally:
+        ctx.db.dispose()
+
+
+@database_step("materialise, evaluate, escalate, notify")
+def sweep_deadlines(
+    ctx: EngineContext,
+    today: date,
+    *,
+    force: bool,
+    numbers: Sequence[str] | None = None,
+    agencies: Sequence[str] | None = None,
+) -> SweepResult:
+    """The engine's sweep for `today`: one transaction, so a retry starts from a clean
+    slate and a rerun changes nothing."""
+    result = engine.sweep(
+        ctx,
+        today,
+        force=force,
+        numbers=numbers,
+        agencies=agencies,
+        partition=partition_label(numbers, agencies),
+        actor="prefect",
+    )
+    logger = get_run_logger()
+    if result.skipped_reason:
+        logger.info("Không quét ngày %s: %s", f"{today:%d/%m/%Y}", result.skipped_reason)
+    else:
+        logger.info(
+            "Quét ngày %s: %d việc mới, %d bậc đôn đốc mới, %d thư vào hàng đợi.",
+            f"{today:%d/%m/%Y}",
+            result.created,
+            len(result.escalations),
+            result.notifications,
+        )
+    return result
+
+
+@database_step("announce escalations")
+def announce_escalations(
+    ctx: EngineContext, today: date, escalations: Sequence[NewEscalation]
+) -> int:
+    """One Prefect event per newly reached ladder step, for operators' automations.
+
+    Only new escalations are announced, and the engine records each step of each item
+    once, so a rerun announces nothing again.
+    """
+    facts = escalation_facts(ctx, escalations)
+    for fact in facts:
+        emit_event(
+            event=ESCALATION_REACHED,
+            resource={
+                "prefect.resource.id": f"dunghan.item.{fact.item_id}",
+                "prefect.resource.name": f"{fact.number} — {fact.agency_name}",
+                "dunghan.agency": fact.agency_code,
+                "dunghan.step": fact.step_code,
+            },
+            related=[
+                {
+                    "prefect.resource.id": f"dunghan.agency.{fact.agency_code}",
+                    "prefect.resource.role": "agency",
+                    "prefect.resource.name": fact.agency_name,
+                },
+                {
+                    "prefect.resource.id": f"dunghan.obligation.{fact.number}",
+                    "prefect.resource.role": "obligation",
+                    "prefect.resource.name": f"{fact.number} {fact.title}",
+                },
+            ],
+            payload={
+                "step": fact.step_code,
+                "step_name": fact.step_name,
+                "due": fact.due.isoformat(),
+                "reached_on": today.isoformat(),
+                "notified": fact.notified,
+            },
+        )
+    return len(facts)
