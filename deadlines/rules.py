@@ -234,6 +234,15 @@ class Rule(ABC):
         after_event (whose due date needs the event's date: see `due_after`).
         """
 
+    def occurrences(self, cal: WorkCalendar, *, year: int) -> list[tuple[str, date]]:
+        """The (period key, due date) pairs of the due dates in `year`, sorted by date.
+
+        The key names the occurrence without the calendar ("2025-03" for March's report,
+        "2025-Q3", "2025-03-05" for "trước ngày 05/3/2025"), so a calendar or swap change
+        moves an occurrence's due date but never makes it a new occurrence.
+        """
+        return []
+
     def due_after(
         self, cal: WorkCalendar, event_date: date, *, event_code: str | None = None
     ) -> date | None:
@@ -281,6 +290,9 @@ class Fixed(Rule):
     def due_dates(self, cal: WorkCalendar, *, year: int) -> list[date]:
         due = self.due_date(cal)
         return [due] if due.year == year else []
+
+    def occurrences(self, cal: WorkCalendar, *, year: int) -> list[tuple[str, date]]:
+        return [(self.day.isoformat(), due) for due in self.due_dates(cal, year=year)]
 
     def describe(self, cal: WorkCalendar | None = None) -> str:
         if self.before:
@@ -339,6 +351,10 @@ class Period(Rule):
         due = self.due_date(cal)
         return [due] if due.year == year else []
 
+    def occurrences(self, cal: WorkCalendar, *, year: int) -> list[tuple[str, date]]:
+        key = f"{self.start.isoformat()}/{self.end.isoformat()}"
+        return [(key, due) for due in self.due_dates(cal, year=year)]
+
     def describe(self, cal: WorkCalendar | None = None) -> str:
         text = f"Hạn: ngày làm việc cuối cùng của {self.label}"
         if cal is None:
@@ -387,20 +403,35 @@ class Recurring(Rule):
         return cal.previous_working_day(date(year, last_month, self.before_day - 1))
 
     def due_dates(self, cal: WorkCalendar, *, year: int) -> list[date]:
+        return [due for _, due in self.occurrences(cal, year=year)]
+
+    def occurrences(self, cal: WorkCalendar, *, year: int) -> list[tuple[str, date]]:
         periods = 12 // MONTHS_PER_PERIOD[self.freq]
-        dues = [self._due_in_period(cal, year, i) for i in range(periods)]
+        dues = [
+            (self._period_key(year, i), self._due_in_period(cal, year, i)) for i in range(periods)
+        ]
         if self.before_day is not None:
             # Rolling back can carry next year's first due date into this year (a "trước
             # ngày 3" of January when 1-2 January are days off), so that date is needed too.
             try:
-                dues.append(self._due_in_period(cal, year + 1, 0))
+                dues.append((self._period_key(year + 1, 0), self._due_in_period(cal, year + 1, 0)))
             except OutOfRangeError as exc:
                 raise OutOfRangeError(
                     f"Không tính đủ được các hạn năm {year}: hạn đầu tiên của năm {year + 1} "
                     f"có thể lùi về năm {year}, nhưng lịch chưa có dữ liệu năm {year + 1}. "
                     f"({exc})"
                 ) from None
-        return sorted(d for d in dues if d.year == year)
+        return sorted(((k, d) for k, d in dues if d.year == year), key=lambda kd: kd[1])
+
+    def _period_key(self, year: int, index: int) -> str:
+        """ "2025-03" (monthly), "2025-Q1", "2025-H2", "2025" (yearly)."""
+        if self.freq == "monthly":
+            return f"{year}-{index + 1:02d}"
+        if self.freq == "quarterly":
+            return f"{year}-Q{index + 1}"
+        if self.freq == "half_yearly":
+            return f"{year}-H{index + 1}"
+        return str(year)
 
     def describe(self, cal: WorkCalendar | None = None) -> str:
         freq = FREQ_VI[self.freq]
@@ -594,6 +625,10 @@ class Combined(Rule):
 
     def due_dates(self, cal: WorkCalendar, *, year: int) -> list[date]:
         return sorted({d for part in self.parts for d in part.due_dates(cal, year=year)})
+
+    def occurrences(self, cal: WorkCalendar, *, year: int) -> list[tuple[str, date]]:
+        pairs = {kd for part in self.parts for kd in part.occurrences(cal, year=year)}
+        return sorted(pairs, key=lambda kd: (kd[1], kd[0]))
 
     def due_after(
         self, cal: WorkCalendar, event_date: date, *, event_code: str | None = None

@@ -264,9 +264,7 @@ def recompute_flow(date: str | None = None, dry_run: bool = False) -> dict:
             return {
                 "checked": result.checked,
                 "moved": len(result.moved),
-                "duplicates": len(result.duplicates),
                 "orphans": len(result.orphans),
-                "rekeyed": result.rekeyed,
                 "dry_run": result.dry_run,
             }
     except REFUSALS as refused:

@@ -379,11 +379,9 @@ def publish_inspection(report: ComplianceReport, html_path: Path) -> str:
 def recompute_summary(result: RecomputeResult) -> str:
     text = (
         f"Tính lại hạn ngày {result.run_date:%d/%m/%Y}: đã xét {result.checked} việc đang mở; "
-        f"{len(result.moved)} việc đổi hạn, {len(result.duplicates)} việc trùng kỳ được hủy, "
+        f"{len(result.moved)} việc đổi hạn, "
         f"{len(result.orphans)} việc không còn kỳ tương ứng (giữ nguyên)."
     )
-    if result.rekeyed:
-        text += f" {result.rekeyed} việc đã đóng được gắn lại với kỳ hạn mới."
     if result.dry_run:
         text += " Chạy thử: chưa ghi thay đổi nào."
     return text
@@ -393,7 +391,6 @@ def recompute_markdown(result: RecomputeResult) -> str:
     parts = [f"# Tính lại hạn ngày {result.run_date:%d/%m/%Y}", recompute_summary(result)]
     for title, changes in (
         ("Việc đổi hạn", result.moved),
-        ("Việc trùng kỳ (đã hủy)", result.duplicates),
         ("Việc không còn kỳ tương ứng (giữ nguyên)", result.orphans),
     ):
         if not changes:
@@ -422,7 +419,6 @@ def recompute_lines(result: RecomputeResult) -> list[str]:
     lines = [recompute_summary(result)]
     for title, changes in (
         ("Việc đổi hạn:", result.moved),
-        ("Việc trùng kỳ (đã hủy):", result.duplicates),
         ("Việc không còn kỳ tương ứng (giữ nguyên):", result.orphans),
     ):
         if not changes:

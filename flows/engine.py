@@ -154,13 +154,6 @@ class EngineContext:
 
     # ------------------------------------------------------------------ lookups
 
-    @property
-    def plan_start(self) -> date:
-        """The day the plan takes effect: no occurrence is due before it (a monthly duty
-        of a plan signed on 24/2 starts with February's, not January's)."""
-        meta = self.plan.meta
-        return meta.effective or meta.signed
-
     def obligation(self, number: str):
         for ob in self.plan.obligations:
             if ob.number == number:
@@ -220,6 +213,26 @@ def agency_partitions(ctx: EngineContext, count: int) -> list[list[str]]:
     return parts
 
 
+def plan_start(plan: Plan) -> date:
+    """The day a plan takes effect: no occurrence is due before it (a monthly duty of a
+    plan signed on 24/2 starts with February's, not January's)."""
+    return plan.meta.effective or plan.meta.signed
+
+
+def occurrences(plan: Plan, cal: WorkCalendar, ob) -> list[tuple[str, date]]:
+    """(period key, due date) of each occurrence of a date-based obligation in the plan
+    year, from the plan's start: what `materialise` creates items for. The key does not
+    depend on the calendar, so a new swap moves a due date, never doubles an item."""
+    pairs = {
+        (key, due)
+        for part in rule_parts(ob.rule)
+        if part.kind in DATE_RULE_KINDS
+        for key, due in part.occurrences(cal, year=plan.meta.year)
+        if due >= plan_start(plan)
+    }
+    return sorted(pairs, key=lambda kd: (kd[1], kd[0]))
+
+
 def rule_parts(rule) -> list:
     """The leaf rules of a rule (a combined rule's parts, else the rule itself)."""
     if rule.kind == "combined":
@@ -241,20 +254,10 @@ def materialise(
     straight to its successor."""
     now = utcnow()
     rows = []
-    starts = ctx.plan_start
     for ob in ctx.plan.obligations:
         if numbers is not None and ob.number not in numbers:
             continue
-        dues = sorted(
-            {
-                due
-                for part in rule_parts(ob.rule)
-                if part.kind in DATE_RULE_KINDS
-                for due in part.due_dates(ctx.cal, year=ctx.plan.meta.year)
-                if due >= starts
-            }
-        )
-        for due in dues:
+        for key, due in occurrences(ctx.plan, ctx.cal, ob):
             for agency_code in ctx.responsible(ob.lead, due):
                 if agencies is not None and agency_code not in agencies:
                     continue
@@ -262,7 +265,7 @@ def materialise(
                     {
                         "obligation_id": ctx.obligation_ids[ob.number],
                         "agency_code": agency_code,
-                        "period_key": due.isoformat(),
+                        "period_key": key,
                         "due": due,
                         "status": ItemStatus.OPEN,
                         "created_at": now,

@@ -2,9 +2,9 @@
 of an agency, and the recomputation (tính lại hạn) of open items after a calendar or
 rule change.
 
-The shell around `deadlines/`: these functions read and write through `session_scope`;
-the one decision that is not a query (which period of the current rule an existing item
-belongs to, and which copy of a period survives) is the pure `assign_periods`.
+The shell around `deadlines/`: these functions read and write through `session_scope`.
+An item's period key ("2025-03", "2025-Q3", …) does not depend on the calendar, so a
+recomputation only ever moves due dates: it cannot double or lose an occurrence.
 """
 
 from __future__ import annotations
@@ -19,13 +19,7 @@ from sqlalchemy import func, or_, select, update
 from deadlines.calendar import WorkCalendar
 from deadlines.plan import Obligation as PlanObligation
 from deadlines.plan import Plan
-from flows.engine import (
-    DATE_RULE_KINDS,
-    EngineContext,
-    NewEscalation,
-    rule_parts,
-    working_days_left,
-)
+from flows.engine import EngineContext, NewEscalation, occurrences, working_days_left
 from flows.parameters import check_range, check_section, section_code
 from models.db import session_scope
 from models.store import audit_many, utcnow
@@ -39,12 +33,6 @@ STATUS_VI = {
     ItemStatus.CANCELLED: "Đã hủy",
 }
 
-# A calendar or rule change moves a due date by days (the longest run of days off, Tết,
-# is nine days; "trước ngày 23" against the month's last working day, at most eight), never
-# by weeks. So an item whose old due date lies within this many days of a due date of the
-# current rule is that period's item; farther than that, the rule no longer has its period.
-MAX_SHIFT_DAYS = 15
-
 _CHUNK = 1000
 
 
@@ -55,16 +43,7 @@ def obligation_section(ob: PlanObligation) -> str:
 def obligation_dues(plan: Plan, cal: WorkCalendar, ob: PlanObligation) -> list[date]:
     """The due dates of a date-based obligation in the plan year, from the plan's start:
     the dates `engine.materialise` creates items for."""
-    starts = plan.meta.effective or plan.meta.signed
-    return sorted(
-        {
-            due
-            for part in rule_parts(ob.rule)
-            if part.kind in DATE_RULE_KINDS
-            for due in part.due_dates(cal, year=plan.meta.year)
-            if due >= starts
-        }
-    )
+    return [due for _, due in occurrences(plan, cal, ob)]
 
 
 def state_label(
@@ -428,72 +407,8 @@ def _category(status: str, due: date, as_of: date) -> str:
 
 
 @dataclass(frozen=True)
-class Occurrence:
-    """An existing item of a date-based obligation, as far as periods are concerned."""
-
-    item_id: int
-    period_key: str  # the ISO due date the item was created for
-    due: date
-    open: bool
-
-
-@dataclass(frozen=True)
-class Decision:
-    item_id: int
-    action: str  # keep | move | rekey | duplicate | orphan
-    period: date | None = None  # the current rule's due date the item belongs to
-    keeper: int | None = None  # for a duplicate: the item that keeps the period
-
-
-def assign_periods(
-    occurrences: Sequence[Occurrence], dues: Sequence[date], max_shift: int = MAX_SHIFT_DAYS
-) -> list[Decision]:
-    """Match one agency's items of one obligation to the current rule's due dates.
-
-    An item belongs to the nearest due date within `max_shift` days of the date it was
-    created for; none: it is an orphan (the rule no longer has its period). Each period
-    keeps one item: a closed one if any (the work is done; preferably the one already
-    on the period), else the oldest open one (its ladder history stays with it, so no
-    reminder is sent twice). Open items left over are duplicates. The keeper is moved to
-    the period (open: its due date and key; closed: its key only, its due date is
-    history).
-    """
-    periods = sorted(set(dues))
-    members: dict[date, list[Occurrence]] = defaultdict(list)
-    decisions: list[Decision] = []
-    for occ in occurrences:
-        period = _nearest(date.fromisoformat(occ.period_key), periods, max_shift)
-        if period is None:
-            decisions.append(Decision(occ.item_id, "orphan" if occ.open else "keep"))
-        else:
-            members[period].append(occ)
-    for period, occs in sorted(members.items()):
-        key = period.isoformat()
-        keeper = min(occs, key=lambda o: (o.open, not o.open and o.period_key != key, o.item_id))
-        for occ in occs:
-            if occ is keeper:
-                if occ.period_key == key and (not occ.open or occ.due == period):
-                    action = "keep"
-                else:
-                    action = "move" if occ.open else "rekey"
-                decisions.append(Decision(occ.item_id, action, period))
-            elif occ.open:
-                decisions.append(Decision(occ.item_id, "duplicate", period, keeper.item_id))
-            else:
-                decisions.append(Decision(occ.item_id, "keep", period))
-    return sorted(decisions, key=lambda d: d.item_id)
-
-
-def _nearest(day: date, periods: Sequence[date], max_shift: int) -> date | None:
-    best = min(periods, key=lambda p: (abs((p - day).days), p), default=None)
-    if best is None or abs((best - day).days) > max_shift:
-        return None
-    return best
-
-
-@dataclass(frozen=True)
 class DueChange:
-    kind: str  # moved | duplicate | orphan
+    kind: str  # moved | orphan
     item_id: int
     number: str
     agency_code: str
@@ -508,17 +423,12 @@ class RecomputeResult:
     run_date: date
     dry_run: bool
     checked: int = 0  # open items looked at
-    changes: list[DueChange] = field(default_factory=list)  # moved and duplicates
+    changes: list[DueChange] = field(default_factory=list)  # due dates moved
     orphans: list[DueChange] = field(default_factory=list)  # left unchanged, reported
-    rekeyed: int = 0  # closed items re-attached to their period
 
     @property
     def moved(self) -> list[DueChange]:
-        return [c for c in self.changes if c.kind == "moved"]
-
-    @property
-    def duplicates(self) -> list[DueChange]:
-        return [c for c in self.changes if c.kind == "duplicate"]
+        return self.changes
 
 
 def recompute(
@@ -528,8 +438,10 @@ def recompute(
     current calendar, update those that changed and say why. Idempotent: a second run
     finds nothing to change.
 
-    Date-based items take the due date of the same period under the current rule (see
-    `assign_periods`); event items take `rule.due_after(calendar, event date)`.
+    Date-based items take the due date of their period (their key: "2025-03", "2025-Q3",
+    …) under the current rule and calendar; event items take `rule.due_after(calendar,
+    event date)`. An open item whose period the rule no longer has is reported as an
+    orphan and left as it is.
     """
     result = RecomputeResult(run_date=today, dry_run=dry_run)
     number_of = {oid: number for number, oid in ctx.obligation_ids.items()}
@@ -591,82 +503,40 @@ def _recompute_event_items(ctx, number_of, rows, result: RecomputeResult, writes
 
 
 def _recompute_dated_items(ctx, number_of, rows, result: RecomputeResult, writes) -> None:
-    """Items of date-based rules: each matched to its period of the current rule."""
-    groups: dict[tuple[str, str], list[Occurrence]] = defaultdict(list)
+    """Open items of date-based rules: the current due date of their period."""
+    dues: dict[str, dict[str, date]] = {}
     for item_id, oid, code, key, due, status, event_code, _occurred_on in rows:
-        if event_code is None and _is_day(key):  # keyed by the due date it was made for
-            groups[(number_of[oid], code)].append(
-                Occurrence(item_id, key, due, status == ItemStatus.OPEN)
+        if event_code is not None or status != ItemStatus.OPEN:
+            continue
+        ob = ctx.plan.obligation(number_of[oid])
+        if ob.number not in dues:
+            dues[ob.number] = dict(occurrences(ctx.plan, ctx.cal, ob))
+        new_due = dues[ob.number].get(key)
+        rule = ob.rule.describe(ctx.cal)
+        if new_due is None:
+            reason = (
+                f"Quy tắc hiện hành không còn kỳ {key} ({rule}). Việc được giữ nguyên: miễn "
+                "hoặc hủy nếu không còn phải làm."
             )
-    freed: list[tuple[int, dict]] = []  # written first: duplicates give up their keys
-    for (number, code), occurrences in sorted(groups.items()):
-        ob = ctx.plan.obligation(number)
-        by_id = {o.item_id: o for o in occurrences}
-        for decision in assign_periods(occurrences, obligation_dues(ctx.plan, ctx.cal, ob)):
-            occ = by_id[decision.item_id]
-            if decision.action == "keep":
-                continue
-            if decision.action == "rekey":
-                result.rekeyed += 1
-                writes.append((occ.item_id, {"period_key": decision.period.isoformat()}))
-                continue
-            change = _date_change(ctx, ob, code, occ, decision)
-            if decision.action == "orphan":
-                result.orphans.append(change)
-            elif decision.action == "move":
-                result.changes.append(change)
-                period = decision.period
-                writes.append((occ.item_id, {"due": period, "period_key": period.isoformat()}))
-            else:
-                result.changes.append(change)
-                values = {"status": ItemStatus.CANCELLED, "evidence": change.reason}
-                if occ.period_key == decision.period.isoformat():
-                    values["period_key"] = f"{occ.period_key}:dup{occ.item_id}"
-                freed.append((occ.item_id, values))
-    writes[:0] = freed
-
-
-def _is_day(key: str) -> bool:
-    try:
-        date.fromisoformat(key)
-    except ValueError:
-        return False
-    return True
-
-
-def _date_change(
-    ctx: EngineContext, ob: PlanObligation, code: str, occ: Occurrence, decision: Decision
-) -> DueChange:
-    rule = ob.rule.describe(ctx.cal)
-    if decision.action == "move":
-        reason = f"{ctx.cal.explain(occ.due)} {rule}."
-    elif decision.action == "duplicate":
-        reason = (
-            f"Trùng kỳ hạn {decision.period:%d/%m/%Y} với việc số {decision.keeper} "
-            "sau khi tính lại hạn."
-        )
-    else:
-        reason = (
-            f"Quy tắc hiện hành không còn kỳ hạn nào trong vòng {MAX_SHIFT_DAYS} ngày quanh "
-            f"{occ.due:%d/%m/%Y} ({rule}). Việc được giữ nguyên: miễn hoặc hủy nếu không "
-            "còn phải làm."
-        )
-    return DueChange(
-        decision.action if decision.action != "move" else "moved",
-        occ.item_id,
-        ob.number,
-        code,
-        ctx.agency_name(code),
-        occ.due,
-        decision.period if decision.action != "orphan" else None,
-        reason,
-    )
+            result.orphans.append(
+                DueChange(
+                    "orphan", item_id, ob.number, code, ctx.agency_name(code), due, None, reason
+                )
+            )
+        elif new_due != due:
+            reason = f"{ctx.cal.explain(due)} {rule}."
+            result.changes.append(
+                DueChange(
+                    "moved", item_id, ob.number, code, ctx.agency_name(code), due, new_due, reason
+                )
+            )
+            writes.append((item_id, {"due": new_due}))
 
 
 def _audit(actor: str, change: DueChange) -> dict:
     return {
         "actor": actor,
-        "action": "recompute_move" if change.kind == "moved" else "recompute_duplicate",
+        "action": "recompute_move",
         "entity": "deadline_item",
         "entity_id": change.item_id,
         "detail": {

@@ -126,7 +126,7 @@ def test_recompute_prints_each_change_with_its_reason_once(terminal, swept, tmp_
     assert sum(1 for old, new in zip(before, after, strict=True) if old != new) == len(moved)
 
     again = terminal("recompute", "--date", "2025-03-10")
-    assert "0 việc đổi hạn, 0 việc trùng kỳ được hủy" in again.output
+    assert "0 việc đổi hạn, 0 việc không còn kỳ tương ứng" in again.output
     assert dues(swept) == after
 
 

@@ -12,9 +12,6 @@ from deadlines.calendar import WorkCalendar
 from flows.engine import EngineContext, EngineError, complete_item, record_event, sweep
 from flows.parameters import ParameterError, check_section, parse_day, partition_label
 from flows.review import (
-    Decision,
-    Occurrence,
-    assign_periods,
     compliance_report,
     obligation_items,
     overdue_by_agency,
@@ -63,11 +60,7 @@ def items(ctx, *where) -> list[DeadlineItem]:
 
 
 def x2_march(ctx) -> list[DeadlineItem]:
-    return items(
-        ctx,
-        Obligation.number == "X.2",
-        DeadlineItem.period_key.in_(["2025-03-20", "2025-03-21"]),
-    )
+    return items(ctx, Obligation.number == "X.2", DeadlineItem.period_key == "2025-03")
 
 
 def table_state(ctx) -> list[tuple]:
@@ -88,58 +81,6 @@ def audits(ctx, action: str) -> int:
         return len(session.scalars(select(AuditLog.id).where(AuditLog.action == action)).all())
 
 
-# ------------------------------------------------------------ assign_periods (pure)
-
-
-def occ(item_id, key, due=None, open_=True) -> Occurrence:
-    return Occurrence(item_id, key, D(due or key), open_)
-
-
-def test_items_on_their_periods_stay():
-    decisions = assign_periods(
-        [occ(1, "2025-03-21"), occ(2, "2025-04-22")], [D("2025-03-21"), D("2025-04-22")]
-    )
-    assert [d.action for d in decisions] == ["keep", "keep"]
-
-
-def test_a_shifted_due_date_moves_an_open_item_and_rekeys_a_closed_one():
-    dues = [D("2025-03-20"), D("2025-04-22")]
-    assert assign_periods([occ(1, "2025-03-21")], dues) == [Decision(1, "move", D("2025-03-20"))]
-    assert assign_periods([occ(1, "2025-03-21", open_=False)], dues) == [
-        Decision(1, "rekey", D("2025-03-20"))
-    ]
-
-
-def test_a_period_keeps_one_item_the_done_one_else_the_oldest():
-    dues = [D("2025-03-20")]
-    # Sweeps after the change created item 9 on the new date beside the old item 1.
-    assert assign_periods([occ(1, "2025-03-21"), occ(9, "2025-03-20")], dues) == [
-        Decision(1, "move", D("2025-03-20")),
-        Decision(9, "duplicate", D("2025-03-20"), keeper=1),
-    ]
-    # The old item was already done: the new one is the duplicate, the done one stays.
-    assert assign_periods([occ(1, "2025-03-21", open_=False), occ(9, "2025-03-20")], dues) == [
-        Decision(1, "rekey", D("2025-03-20")),
-        Decision(9, "duplicate", D("2025-03-20"), keeper=1),
-    ]
-
-
-def test_an_item_whose_period_the_rule_no_longer_has_is_an_orphan():
-    # Monthly became quarterly: January and February have no period any more; March's
-    # item is the quarter's.
-    quarterly = [D("2025-03-31"), D("2025-06-30")]
-    decisions = assign_periods(
-        [
-            occ(1, "2025-01-31"),
-            occ(2, "2025-02-28"),
-            occ(3, "2025-03-31"),
-            occ(4, "2025-01-02", open_=False),
-        ],
-        quarterly,
-    )
-    assert [d.action for d in decisions] == ["orphan", "orphan", "keep", "keep"]
-
-
 # ------------------------------------------------------------------- recompute
 
 
@@ -153,12 +94,12 @@ def test_recompute_moves_open_items_of_the_changed_day_and_says_why(ctx, day_off
     assert (change.old_due, change.new_due) == (D("2025-03-21"), D("2025-03-20"))
     assert "Thứ Sáu 21/03/2025: ngày nghỉ — Nghỉ theo quyết định của tỉnh" in change.reason
     assert "trước ngày 23" in change.reason
-    assert {(i.due, i.period_key) for i in x2_march(ctx)} == {(D("2025-03-20"), "2025-03-20")}
+    assert {(i.due, i.period_key) for i in x2_march(ctx)} == {(D("2025-03-20"), "2025-03")}
     assert audits(ctx, "recompute_move") == len(before)
 
     state = table_state(ctx)
     again = recompute(changed, D("2025-03-10"))
-    assert again.changes == [] and again.orphans == [] and again.rekeyed == 0
+    assert again.changes == [] and again.orphans == []
     assert table_state(ctx) == state
     # The next sweep on the new calendar owns the moved items: nothing new for March.
     assert sweep(changed, D("2025-03-11")).created == 0
@@ -175,38 +116,50 @@ def test_a_dry_run_reports_without_writing(ctx, day_off_on_21_march):
     changed.db.dispose()
 
 
-def test_recompute_after_sweeps_on_the_new_calendar_cancels_their_duplicates(
-    ctx, day_off_on_21_march
-):
+def test_a_sweep_on_the_new_calendar_before_recompute_doubles_nothing(ctx, day_off_on_21_march):
     sweep(ctx, D("2025-03-03"))
     old = {i.agency_code: i.id for i in x2_march(ctx)}
     done_id = old["SO-TP"]
     complete_item(ctx, done_id, D("2025-03-19"), "BC 7/BC-STP")
     changed = reopen(ctx, day_off_on_21_march)
-    sweep(changed, D("2025-03-11"))  # the sweep runs before anyone recomputes
-    copies = {i.agency_code: i.id for i in x2_march(ctx) if i.period_key == "2025-03-20"}
-    assert set(copies) == set(old)
+    # The sweep runs before anyone recomputes: March's items are the same items (their
+    # key is the month, not the due date), so nothing is created twice.
+    assert sweep(changed, D("2025-03-11")).created == 0
+    assert {i.agency_code: i.id for i in x2_march(ctx)} == old
 
     result = recompute(changed, D("2025-03-11"))
-    assert {c.item_id for c in result.duplicates} == set(copies.values())
     assert {c.item_id for c in result.moved} == set(old.values()) - {done_id}
-    assert result.rekeyed == 1
-    march = x2_march(ctx)
-    live = [i for i in march if i.status != ItemStatus.CANCELLED]
-    assert sorted(i.id for i in live) == sorted(old.values())  # the originals, with history
-    assert {i.period_key for i in live} == {"2025-03-20"}
-    done = next(i for i in live if i.id == done_id)
-    assert (done.status, done.due) == (ItemStatus.DONE, D("2025-03-21"))  # history kept
-    cancelled = [i for i in march if i.status == ItemStatus.CANCELLED]
-    assert all("Trùng kỳ hạn 20/03/2025" in i.evidence for i in cancelled)
-
+    march = {i.id: i for i in x2_march(ctx)}
+    assert march[done_id].status == ItemStatus.DONE
+    assert march[done_id].due == D("2025-03-21")  # a closed item keeps its history
+    assert {i.due for i in march.values() if i.status == ItemStatus.OPEN} == {D("2025-03-20")}
     state = table_state(ctx)
     assert recompute(changed, D("2025-03-11")).changes == []
     assert sweep(changed, D("2025-03-12")).created == 0
-    assert [
-        row for row in table_state(ctx) if row[0] in copies.values() or row[0] in old.values()
-    ] == [row for row in state if row[0] in copies.values() or row[0] in old.values()]
+    assert [row for row in table_state(ctx) if row[0] in march] == [
+        row for row in state if row[0] in march
+    ]
     changed.db.dispose()
+
+
+def test_an_item_whose_period_the_rule_no_longer_has_is_reported_and_kept(ctx):
+    sweep(ctx, D("2025-03-03"))
+    (march,) = items(
+        ctx,
+        Obligation.number == "X.2",
+        DeadlineItem.agency_code == "SO-TP",
+        DeadlineItem.period_key == "2025-03",
+    )
+    with session_scope(ctx.db) as session:  # an item of a period the rule does not have
+        session.execute(
+            update(DeadlineItem).where(DeadlineItem.id == march.id).values(period_key="2025-13")
+        )
+    result = recompute(ctx, D("2025-03-10"))
+    (orphan,) = result.orphans
+    assert orphan.item_id == march.id and orphan.new_due is None
+    assert "không còn kỳ 2025-13" in orphan.reason
+    (kept,) = items(ctx, DeadlineItem.id == march.id)
+    assert (kept.status, kept.due) == (ItemStatus.OPEN, march.due)
 
 
 def test_recompute_moves_an_event_item_from_the_event_date(ctx, tmp_path):
