@@ -1,5 +1,5 @@
 """The daily sweep (quét hạn hằng ngày): every obligation at once, the catch-all when an
-obligation's own run was missed.
+obligation's own run was missed; it ends by delivering the day's mail.
 
 07:30 in Vietnam, Monday to Saturday (some Saturdays are worked days); on a day off it
 records why and does nothing unless forced.
@@ -20,6 +20,7 @@ from flows.steps import (
     REFUSALS,
     announce_escalations,
     database_step,
+    deliver_mail,
     opened_engine,
     refuse,
     sweep_deadlines,
@@ -48,6 +49,7 @@ def daily_sweep(
             result = sweep_deadlines(ctx, today, force=force, agencies=agencies)
             if not result.skipped_reason:
                 announce_escalations(ctx, today, result.escalations)
+                deliver_mail(ctx)
             report(ctx, result, agencies)
             return {"skipped": result.skipped_reason} if result.skipped_reason else result.counts
     except REFUSALS as refused:

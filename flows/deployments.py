@@ -38,6 +38,7 @@ from flows.admin import complete_item_flow, inspect_flow, recompute_flow, record
 from flows.daily_sweep import daily_sweep
 from flows.engine import LADDER_ENV, PLAN_ENV, REGISTRY_ENV, rule_parts
 from flows.obligation import obligation_flow
+from flows.outbox_flow import deliver_outbox
 from flows.parameters import TIMEZONE
 from flows.review import obligation_dues, obligation_section
 from flows.scorecard import monthly_scorecard, report_days
@@ -49,6 +50,9 @@ PAGE = 200  # deployments read per request when looking for stale ones
 
 OBLIGATION_RUN_AT = time(7, 45)
 DAILY_SWEEP_CRON = "30 7 * * 1-6"  # Saturdays too: some are worked days (ngày làm bù)
+# Every ten minutes: retries with backoff and ad hoc confirmations go out without waiting
+# for the next daily sweep.
+OUTBOX_CRON = "*/10 * * * *"
 
 # Prefect caps an RRULE string at 6500 characters; 300 dates take about 4800.
 DATES_PER_SCHEDULE = 300
@@ -59,6 +63,7 @@ assert set(NAME_REPLACEMENTS) == set(BANNED_CHARACTERS)
 
 DAILY_SWEEP_NAME = "Quét hạn hằng ngày"
 SCORECARD_NAME = "Bảng đánh giá hằng tháng"
+OUTBOX_NAME = "Gửi thư trong hàng đợi"
 ADMIN_DEPLOYMENTS = (
     (record_event_flow, "Ghi nhận sự kiện"),
     (complete_item_flow, "Ghi nhận hoàn thành"),
@@ -69,6 +74,7 @@ FLOWS: tuple[Flow, ...] = (
     obligation_flow,
     daily_sweep,
     monthly_scorecard,
+    deliver_outbox,
     *(f for f, _ in ADMIN_DEPLOYMENTS),
 )
 
@@ -189,6 +195,13 @@ def build_deployments(ref: Reference) -> list[RunnerDeployment]:
             name=SCORECARD_NAME,
             tags=["report"],
             schedules=rdate_schedules(report_days(ref.cal, ref.plan.meta.year)),
+        )
+    )
+    deployments.append(
+        deliver_outbox.to_deployment(
+            name=OUTBOX_NAME,
+            tags=["mail"],
+            schedules=[Cron(OUTBOX_CRON, timezone=TIMEZONE)],
         )
     )
     deployments += [

@@ -77,6 +77,19 @@ def open_engine() -> EngineContext:
     return EngineContext.open()
 
 
+@database_step("deliver the outbox")
+def deliver_mail(ctx: EngineContext, batch_size: int = 200):
+    """Send what is due in the outbox (SMTP, or .eml files with no SMTP configured)."""
+    from notifications.delivery import deliver_pending
+
+    report = deliver_pending(ctx.db, batch_size=batch_size)
+    logger = get_run_logger()
+    logger.info(report.summary())
+    if report.error:
+        logger.warning(report.summary())
+    return report
+
+
 @contextmanager
 def opened_engine() -> Iterator[EngineContext]:
     ctx = open_engine()

@@ -55,6 +55,9 @@ def dunghan_env(database_url, tmp_path, monkeypatch):
     shipped calendar. Returns the database URL."""
     monkeypatch.setenv("DUNGHAN_DATABASE_URL", database_url)
     monkeypatch.setenv("DUNGHAN_REPORTS_DIR", str(tmp_path / "reports"))
+    monkeypatch.setenv("DUNGHAN_OUTBOX_DIR", str(tmp_path / "outbox"))
+    for name in ("DUNGHAN_SMTP_HOST", "DUNGHAN_SMTP_PORT"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("DUNGHAN_CALENDAR_OVERRIDES", raising=False)
     return database_url
 

@@ -172,6 +172,8 @@ def test_prefect_yaml_and_serve_agree(deployments):
         "flows/admin.py:complete_item_flow",
         "flows/admin.py:inspect_flow",
         "flows/admin.py:recompute_flow",
+        "flows/scorecard.py:monthly_scorecard",
+        "flows/outbox_flow.py:deliver_outbox",
     }
 
 

@@ -4,7 +4,9 @@ parameter fails the run with a Vietnamese message instead of a traceback."""
 
 from __future__ import annotations
 
+import os
 from datetime import date
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -14,6 +16,7 @@ from flows.admin import complete_item_flow, inspect_flow, recompute_flow, record
 from flows.daily_sweep import daily_sweep
 from flows.engine import EngineContext, EngineError, complete_item, sweep
 from flows.obligation import obligation_flow
+from flows.outbox_flow import deliver_outbox
 from flows.parameters import ParameterError
 from flows.steps import sweep_deadlines
 from models.tables import (
@@ -183,6 +186,11 @@ def test_the_daily_sweep_escalates_every_obligation_once_and_reports(dunghan_env
     assert {e.resource["dunghan.step"] for e in events} == {
         step for (step,) in rows(url, select(Escalation.step).distinct())
     }
+
+    # The sweep ends by delivering the day's mail: every queued message is out (.eml).
+    delivered = list((Path(os.environ["DUNGHAN_OUTBOX_DIR"])).glob("*.eml"))
+    assert len(delivered) == count(url, Notification) > 0
+    assert count(url, Notification, Notification.status == "sent") == len(delivered)
 
     before = snapshot(url)
     again = daily_sweep(date="2025-04-02", return_state=True).result()
@@ -453,3 +461,16 @@ def test_a_locked_database_is_retried_and_a_refusal_is_not(dunghan_env, monkeypa
     state = daily_sweep(date="2025-04-03", return_state=True)
     assert state.is_failed() and state.message == "Số phân vùng phải từ 1 trở lên."
     assert calls.count("refused") == 1
+
+
+def test_the_outbox_flow_delivers_what_is_due_once(dunghan_env):
+    url = dunghan_env
+    ctx = EngineContext.open(url)
+    sweep(ctx, D("2025-03-18"))
+    ctx.db.dispose()
+    queued = count(url, Notification)
+    state = deliver_outbox(return_state=True)
+    assert state.is_completed(), state.message
+    assert state.result() == {"sent": queued, "retry": 0, "failed": 0, "error": None}
+    assert len(list(Path(os.environ["DUNGHAN_OUTBOX_DIR"]).glob("*.eml"))) == queued
+    assert deliver_outbox()["sent"] == 0  # nothing is sent twice

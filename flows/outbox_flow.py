@@ -1,0 +1,32 @@
+"""Outbox delivery (gửi thư): every ten minutes, and at the end of each daily sweep.
+
+The outbox is the source of truth: this flow only sends what is due in it. An SMTP
+server that cannot be reached is not a failed run: its messages wait with a backoff and
+the next run (ten minutes later) tries again; a permanent refusal is recorded on the
+message and listed by `dunghan outbox list --status failed`.
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from flows.steps import REFUSALS, deliver_mail, opened_engine, refuse
+
+
+@flow(
+    name="deliver-outbox",
+    description="Gửi các thư đến hạn trong hàng đợi (SMTP hoặc tệp .eml trong var/outbox).",
+)
+def deliver_outbox(batch_size: int = 200) -> dict:
+    """Deliver every due outbox message, `batch_size` per SMTP connection."""
+    try:
+        with opened_engine() as ctx:
+            report = deliver_mail(ctx, batch_size)
+            return {
+                "sent": report.sent,
+                "retry": report.retry,
+                "failed": report.failed,
+                "error": report.error,
+            }
+    except REFUSALS as refused:
+        return refuse(refused)
