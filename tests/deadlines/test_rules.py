@@ -450,3 +450,30 @@ def test_bad_settings_file_lists_every_problem_with_its_line(tmp_path):
 def test_impossible_settings_are_refused(kwargs):
     with pytest.raises(RuleDataError):
         RuleSettings(**kwargs)
+
+
+def test_occurrence_keys_do_not_depend_on_the_calendar(cal, tmp_path):
+    """A new day off moves a due date but keeps the occurrence's key (no double item)."""
+    from deadlines.calendar import WorkCalendar
+    from deadlines.phrases import parse_timing
+
+    province = tmp_path / "tinh.yaml"
+    province.write_text(
+        "overrides:\n  - {date: 2025-03-21, kind: off, name: Nghỉ, source: QĐ 1/QĐ-UBND}\n",
+        encoding="utf-8",
+    )
+    other = WorkCalendar.vietnam(province)
+    for phrase, key in [
+        ("Trước ngày 23 hàng tháng", "2025-03"),
+        ("Hàng quý", "2025-Q1"),
+        ("Quý I/2025", "2025-01-01/2025-03-31"),
+        ("Trước ngày 22/3/2025", "2025-03-22"),
+    ]:
+        rule = parse_timing(phrase, plan_year=2025)
+        before = dict(rule.occurrences(cal, year=2025))
+        after = dict(rule.occurrences(other, year=2025))
+        assert before.keys() == after.keys() and key in before, phrase
+        assert [d for _, d in rule.occurrences(cal, year=2025)] == rule.due_dates(cal, year=2025)
+    monthly = parse_timing("Trước ngày 23 hàng tháng", plan_year=2025)
+    assert dict(monthly.occurrences(cal, year=2025))["2025-03"] == date(2025, 3, 21)
+    assert dict(monthly.occurrences(other, year=2025))["2025-03"] == date(2025, 3, 20)
