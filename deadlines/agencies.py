@@ -27,7 +27,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from deadlines.datafile import DataFileError, LineDict, ProblemList, load_yaml
+from deadlines.datafile import DataFileError, FieldReader, LineDict, load_yaml
 from plans import PLANS_DIR
 
 DEFAULT_REGISTRY_PATH = PLANS_DIR / "agencies.yaml"
@@ -198,12 +198,11 @@ _DIVISION_KEYS = {
 _SUPPORTED_DIVISION_PACKAGES = ("vietnam-provinces",)
 
 
-class _RegistryReader:
+class _RegistryReader(FieldReader):
     """Validates the parsed YAML, collecting every problem before raising."""
 
     def __init__(self, path: str):
-        self.path = path
-        self.problems = ProblemList(path)
+        super().__init__(path)
         self.agency_lines: dict[str, int] = {}
         self.successor_lines: dict[str, int] = {}
 
@@ -233,39 +232,6 @@ class _RegistryReader:
         return Registry(self.path, MappingProxyType(agencies), MappingProxyType(groups))
 
     # -- helpers ---------------------------------------------------------------------
-
-    def _list(self, data: LineDict, key: str, *, required: bool) -> list[LineDict]:
-        value = data.get(key)
-        if value is None:
-            if required:
-                self.problems.add(data.line, f"thiếu mục {key!r}")
-            return []
-        if not isinstance(value, list):
-            self.problems.add(data.line_of(key), f"mục {key!r} phải là một danh sách")
-            return []
-        items = []
-        for item in value:
-            if isinstance(item, LineDict):
-                items.append(item)
-            else:
-                self.problems.add(data.line_of(key), f"mỗi phần tử của {key!r} phải là một bảng")
-        return items
-
-    def _unknown_keys(self, item: LineDict, allowed: set[str], what: str) -> None:
-        for key in item:
-            if key not in allowed:
-                self.problems.add(item.line_of(key), f"{what}: trường không biết {key!r}")
-
-    def _text(self, item: LineDict, key: str, what: str, *, required: bool) -> str | None:
-        value = item.get(key)
-        if value is None:
-            if required:
-                self.problems.add(item.line, f"{what}: thiếu trường {key!r}")
-            return None
-        if not isinstance(value, str) or not value.strip():
-            self.problems.add(item.line_of(key), f"{what}: {key!r} phải là một chuỗi không rỗng")
-            return None
-        return value.strip()
 
     def _date(self, item: LineDict, key: str, what: str) -> date | None:
         value = item.get(key)

@@ -98,6 +98,50 @@ class ProblemList:
             raise DataFileError(self.problems)
 
 
+class FieldReader:
+    """Reads typed fields out of `LineDict`s, recording each problem with its line.
+
+    The validators of the data files (registry, plan) build on it; `strip_text` says
+    whether text fields are trimmed (a plan keeps its source's words verbatim).
+    """
+
+    strip_text = True
+
+    def __init__(self, path: str):
+        self.path = path
+        self.problems = ProblemList(path)
+
+    def _list(self, data: LineDict, key: str, *, required: bool) -> list[LineDict]:
+        value = data.get(key)
+        if value is None:
+            if required:
+                self.problems.add(data.line, f"thiếu mục {key!r}")
+            return []
+        if not isinstance(value, list):
+            self.problems.add(data.line_of(key), f"mục {key!r} phải là một danh sách")
+            return []
+        items = [item for item in value if isinstance(item, LineDict)]
+        if len(items) != len(value):
+            self.problems.add(data.line_of(key), f"mỗi phần tử của {key!r} phải là một bảng")
+        return items
+
+    def _unknown_keys(self, item: LineDict, allowed: set[str], what: str) -> None:
+        for key in item:
+            if key not in allowed:
+                self.problems.add(item.line_of(key), f"{what}: trường không biết {key!r}")
+
+    def _text(self, item: LineDict, key: str, what: str, *, required: bool) -> str | None:
+        value = item.get(key)
+        if value is None:
+            if required:
+                self.problems.add(item.line, f"{what}: thiếu trường {key!r}")
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.problems.add(item.line_of(key), f"{what}: {key!r} phải là một chuỗi không rỗng")
+            return None
+        return value.strip() if self.strip_text else value
+
+
 def load_yaml(path: str | Path) -> Any:
     """Parse a YAML file; a syntax error or a missing file becomes a `DataFileError`."""
     path = Path(path)

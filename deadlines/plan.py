@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from deadlines.agencies import Registry, load_registry
-from deadlines.datafile import LineDict, ProblemList, load_yaml
+from deadlines.datafile import FieldReader, LineDict, load_yaml
 from deadlines.phrases import PhraseError, parse_timing
 from deadlines.rules import Rule
 from plans import PLANS_DIR
@@ -160,11 +160,12 @@ _OBLIGATION_KEYS = {
 _KPI_KEYS = {"code", "label", "comparison", "value", "source", "text", "obligation", "note"}
 
 
-class _PlanReader:
+class _PlanReader(FieldReader):
+    strip_text = False  # the plan's words are kept verbatim
+
     def __init__(self, path: str, registry: Registry):
-        self.path = path
+        super().__init__(path)
         self.registry = registry
-        self.problems = ProblemList(path)
 
     def read(self, data: Any) -> Plan:
         if not isinstance(data, LineDict):
@@ -185,36 +186,6 @@ class _PlanReader:
         return Plan(self.path, meta, tuple(sections.values()), tuple(obligations), targets)
 
     # -- helpers ---------------------------------------------------------------------
-
-    def _list(self, data: LineDict, key: str, *, required: bool) -> list[LineDict]:
-        value = data.get(key)
-        if value is None:
-            if required:
-                self.problems.add(data.line, f"thiếu mục {key!r}")
-            return []
-        if not isinstance(value, list):
-            self.problems.add(data.line_of(key), f"mục {key!r} phải là một danh sách")
-            return []
-        items = [item for item in value if isinstance(item, LineDict)]
-        if len(items) != len(value):
-            self.problems.add(data.line_of(key), f"mỗi phần tử của {key!r} phải là một bảng")
-        return items
-
-    def _unknown_keys(self, item: LineDict, allowed: set[str], what: str) -> None:
-        for key in item:
-            if key not in allowed:
-                self.problems.add(item.line_of(key), f"{what}: trường không biết {key!r}")
-
-    def _text(self, item: LineDict, key: str, what: str, *, required: bool) -> str | None:
-        value = item.get(key)
-        if value is None:
-            if required:
-                self.problems.add(item.line, f"{what}: thiếu trường {key!r}")
-            return None
-        if not isinstance(value, str) or not value.strip():
-            self.problems.add(item.line_of(key), f"{what}: {key!r} phải là một chuỗi không rỗng")
-            return None
-        return value
 
     def _codes(self, item: LineDict, key: str, what: str) -> tuple[str, ...]:
         value = item.get(key)

@@ -14,8 +14,6 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-
 from deadlines.ladder import Ladder
 from deadlines.plan import Obligation as PlanObligation
 from deadlines.rules import fold
@@ -27,22 +25,13 @@ from flows.review import (
     ItemView,
     RecomputeResult,
 )
-from notifications.compose import vn_date
+from notifications.compose import template_environment
 
 TEMPLATES = Path(__file__).with_name("templates")
 REPORTS_ENV = "DUNGHAN_REPORTS_DIR"
 DEFAULT_REPORTS = "var/reports"
 
-_env = Environment(
-    loader=FileSystemLoader(TEMPLATES),
-    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-)
-_env.filters["vn_date"] = vn_date
-_env.filters["dmy"] = lambda d: f"{d:%d/%m/%Y}"
+_env = template_environment(TEMPLATES)
 
 
 # --------------------------------------------------------------------------- keys

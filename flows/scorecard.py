@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -47,14 +46,7 @@ RECIPIENT_ROLE = "provincial_office"
 NO_HANDLER = "(chưa ghi cán bộ xử lý)"
 REPORT_WORKING_DAY = 3  # a month's scorecard is made on this working day of the next
 
-_env = Environment(
-    loader=FileSystemLoader(TEMPLATES),
-    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-)
+_env = compose.template_environment(TEMPLATES)
 _env.filters["percent"] = percent
 
 

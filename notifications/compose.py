@@ -31,15 +31,6 @@ VIETNAM_TIME = timezone(timedelta(hours=7), "ICT")
 CALENDAR_FILENAME = "lich-han-xu-ly.ics"
 SIGNATURE = "Văn phòng UBND tỉnh — Hệ thống Đúng hạn"
 
-_env = Environment(
-    loader=FileSystemLoader(TEMPLATES),
-    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-)
-
 
 def vn_date(d: date) -> str:
     """A Vietnamese date as people write it: "thứ Ba, 29/4/2025"."""
@@ -52,8 +43,24 @@ def short_date(d: date) -> str:
     return f"{d.day}/{d.month}/{d.year}"
 
 
-_env.filters["vn_date"] = vn_date
-_env.filters["short_date"] = short_date
+def template_environment(folder: Path) -> Environment:
+    """The one way dunghan renders what people read (emails, reports): Jinja2 templates
+    from `folder`, HTML autoescaped, undefined names an error, Vietnamese date filters."""
+    env = Environment(
+        loader=FileSystemLoader(folder),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["vn_date"] = vn_date
+    env.filters["short_date"] = short_date
+    env.filters["dmy"] = lambda d: f"{d:%d/%m/%Y}"
+    return env
+
+
+_env = template_environment(TEMPLATES)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
 
