@@ -198,6 +198,19 @@ def sweep_markdown(
                 right=(1,),
             ),
         ]
+    late = result.dossiers.late_without_apology if result.dossiers else {}
+    if late:
+        parts += [
+            "## Hồ sơ TTHC trễ hạn chưa có phiếu xin lỗi, theo cơ quan",
+            md_table(
+                ("Cơ quan", "Mã cơ quan", "Hồ sơ"),
+                [
+                    (ctx.agency_name(code), code, count)
+                    for code, count in sorted(late.items(), key=lambda kv: (-kv[1], kv[0]))
+                ],
+                right=(2,),
+            ),
+        ]
     return "\n\n".join(parts) + "\n"
 
 

@@ -76,6 +76,17 @@ def print_sweep(ctx: EngineContext, result: SweepResult) -> None:
         typer.echo("  Cơ quan có việc quá hạn nhiều nhất:")
         for _, name, count in result.overdue_by_agency[:5]:
             typer.echo(f"    - {name}: {count}")
+    if result.dossiers and (result.dossiers.reminders or result.dossiers.late_without_apology):
+        alerts = result.dossiers
+        typer.echo(
+            f"  Hồ sơ TTHC đến hạn ngày làm việc tới: {sum(alerts.reminders.values())}; "
+            f"có nguy cơ trễ hạn chưa xin lỗi: {sum(alerts.at_risk.values())}"
+        )
+        late = sorted(alerts.late_without_apology.items(), key=lambda kv: (-kv[1], kv[0]))
+        if late:
+            typer.echo("  Hồ sơ trễ hạn chưa có phiếu xin lỗi, theo cơ quan:")
+            for code, count in late:
+                typer.echo(f"    - {ctx.agency_name(code)}: {count}")
 
 
 def run(date_: DateOption = None, force: bool = typer.Option(False, "--force")) -> None:
