@@ -206,3 +206,44 @@ def test_dossier_import(tmp_path_factory, import_ctx, rows):
         assert total() == before
     else:
         assert report.rows == len(rows) and total() == before + report.inserted
+
+
+# ----------------------------------------------------- flow and command parameters
+
+
+@pytest.fixture(scope="module")
+def engine_ctx(tmp_path_factory):
+    from flows.engine import EngineContext
+
+    return EngineContext.open(f"sqlite:///{tmp_path_factory.mktemp('params')}/p.db")
+
+
+ANY_TEXT = st.one_of(st.text(max_size=30), JUNK, st.sampled_from(["2025-03-18", "SO-TP", "X"]))
+
+
+@FUZZ
+@given(ANY_TEXT, st.lists(ANY_TEXT, max_size=3), ANY_TEXT)
+def test_flow_parameters(engine_ctx, day_text, agencies, section):
+    """Every check of a flow parameter accepts or refuses with a ParameterError/EngineError
+    naming what was wrong; nothing else escapes."""
+    from flows.engine import EngineError
+    from flows.parameters import check_agencies, check_day, check_section, parse_day
+
+    try:
+        day = parse_day(day_text, "date")
+        check_day(engine_ctx, day, "date")
+    except EngineError as exc:
+        assert "date" in str(exc)
+    try:
+        assert check_agencies(engine_ctx, agencies) == agencies
+    except EngineError as exc:
+        assert str(exc)
+    try:
+        found = check_section(engine_ctx.plan, section)
+        assert found is None or found.upper() == section.strip().upper()
+    except EngineError as exc:
+        assert "Không có mục" in str(exc)
+    try:
+        engine_ctx.obligation(day_text)
+    except EngineError as exc:
+        assert "Không có nhiệm vụ" in str(exc)
