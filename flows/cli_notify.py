@@ -35,7 +35,14 @@ STATUS_LABELS = {
     Status.SENT: "đã gửi",
     Status.FAILED: "lỗi",
 }
-KIND_LABELS = {"digest": "tổng hợp", "escalation": "đôn đốc", "confirmation": "xác nhận"}
+KIND_LABELS = {
+    "digest": "tổng hợp",
+    "escalation": "đôn đốc",
+    "confirmation": "xác nhận",
+    "dossier_reminder": "nhắc hồ sơ",
+    "dossier_at_risk": "hồ sơ trễ",
+    "scorecard": "đánh giá",
+}
 
 
 def mail_settings() -> MailSettings:
