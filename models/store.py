@@ -30,7 +30,7 @@ def _insert(session: Session, table: Table):
         return postgresql.insert(table)
     if dialect == "sqlite":
         return sqlite.insert(table)
-    raise NotImplementedError(f"unsupported database dialect: {dialect}")
+    raise ValueError(f"dunghan stores its data in SQLite or PostgreSQL, not {dialect}.")
 
 
 def insert_ignoring_duplicates(
