@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean install
+.PHONY: run serve test lint bench clean install
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ run: $(STAMP)
 	@$(BIN)/dunghan dossiers sample --count 20000 --output var/sample-dossiers.csv
 	@$(BIN)/dunghan dossiers import var/sample-dossiers.csv
 	@$(BIN)/dunghan simulate --from 2025-02-24 --to 2025-12-31 --deliver
+
+# Prefect's server and UI on http://127.0.0.1:4200 (its data in var/prefect) serving every
+# deployment of prefect.yaml on the embedded defaults; Ctrl-C stops both (docs/operators.md).
+serve: $(STAMP)
+	@$(BIN)/dunghan serve --local
 
 test: $(STAMP)
 	@$(BIN)/ruff check .

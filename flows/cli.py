@@ -35,3 +35,7 @@ cli_scorecard.register(app)
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

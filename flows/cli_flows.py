@@ -8,6 +8,8 @@ the others start as fast as the rest of the CLI.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +23,15 @@ from flows.artifacts import (
 )
 from flows.cli_calendar import fail, parse_day
 from flows.cli_engine import DateOption, open_context, user_errors
+from flows.local_server import (
+    DEFAULT_PORT,
+    LocalServer,
+    LocalServerError,
+    first_to_exit,
+    local_server,
+    prefect_home,
+    served,
+)
 from flows.parameters import today_in_vietnam
 from flows.review import compliance_report
 from flows.review import recompute as recompute_dues
@@ -29,9 +40,12 @@ deployments_app = typer.Typer(help="Các deployment Prefect sinh từ kế hoạ
 
 
 def quiet_prefect(*, logs: bool) -> None:
-    """No telemetry calls from this process; with `logs=False`, none of Prefect's INFO
-    chatter either. `serve` keeps its logs: they are the flow runs' logs in the UI."""
+    """No telemetry calls from this process or those it starts (the server's setting, and
+    the SDK's, which otherwise prints a notice in a terminal); with `logs=False`, none of
+    Prefect's INFO chatter either. `serve` keeps its logs: they are the flow runs' logs in
+    the UI. Before Prefect is imported: it reads them once."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
     if not logs:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
@@ -45,27 +59,109 @@ def serve(
             help="Giữ các deployment nhiệm vụ không còn trong kế hoạch (mặc định: xóa).",
         ),
     ] = False,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="Tự chạy máy chủ Prefect cục bộ kèm giao diện (dữ liệu trong var/prefect); "
+            "Ctrl+C dừng cả hai.",
+        ),
+    ] = False,
+    port: Annotated[
+        int,
+        typer.Option("--port", help="Cổng của máy chủ cục bộ (với --local).", min=1, max=65535),
+    ] = DEFAULT_PORT,
 ) -> None:
     """Phục vụ mọi deployment (từng nhiệm vụ, quét hằng ngày, quản trị) trên Prefect API."""
     quiet_prefect(logs=True)
+    if local:
+        serve_with_local_server(port, limit, keep_stale)
+        return
+    from prefect.settings import Settings
+
+    if not Settings().api.url:
+        # A temporary server would vanish with this process, UI and run history included.
+        raise fail(
+            "Chưa cấu hình Prefect API. Dùng `dunghan serve --local` (hoặc `make serve`) để "
+            "chạy kèm máy chủ cục bộ, hoặc chạy máy chủ Prefect (`prefect server start`) "
+            "rồi đặt PREFECT_API_URL, ví dụ: export PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
+    serve_deployments(limit, keep_stale)
+
+
+def serve_deployments(limit: int, keep_stale: bool) -> None:
+    """Register every deployment with the configured API, then run what is due until
+    stopped (SIGTERM: Prefect's runner cancels the runs in progress and pauses the
+    deployments' schedules)."""
     from prefect import serve as prefect_serve
     from prefect.settings import Settings
 
     from flows.deployments import build_deployments, load_reference, prune_stale
 
-    if not Settings().api.url:
-        # A temporary server would vanish with this process, UI and run history included.
-        raise fail(
-            "Chưa cấu hình Prefect API. Chạy máy chủ Prefect (ví dụ `prefect server start`) "
-            "rồi đặt PREFECT_API_URL, ví dụ: export PREFECT_API_URL=http://127.0.0.1:4200/api"
-        )
     with user_errors():
         deployments = build_deployments(load_reference())
     if not keep_stale:
         for name in prune_stale(deployments):
             typer.echo(f"Đã xóa deployment không còn trong kế hoạch: {name}")
-    typer.echo(f"Phục vụ {len(deployments)} deployment. Dừng bằng Ctrl+C.")
-    prefect_serve(*deployments, limit=limit)
+    typer.echo(
+        f"Phục vụ {len(deployments)} deployment: đăng ký với Prefect API (mất vài chục giây), "
+        "rồi chạy từng deployment khi đến lịch. Dừng bằng Ctrl+C."
+    )
+    if ui_url := Settings().ui_url:
+        typer.echo(f"Danh sách deployment: {ui_url}/deployments")
+    prefect_serve(*deployments, limit=limit, print_starting_message=False)
+
+
+def serve_with_local_server(port: int, limit: int, keep_stale: bool) -> None:
+    """`serve --local`: a Prefect server on 127.0.0.1:`port` and `dunghan serve` against
+    it, as children; Ctrl-C (or SIGTERM, SIGHUP) stops the serving, then the server."""
+    home = prefect_home()
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, stop_requested)
+    typer.echo(f"Khởi động máy chủ Prefect cục bộ (dữ liệu: {home})…")
+    code = 0
+    try:
+        with local_server(port, home) as server:
+            typer.echo(f"Giao diện Prefect: {server.url}  (nhật ký máy chủ: {server.log})")
+            options = ["--limit", str(limit), *(["--keep-stale"] if keep_stale else [])]
+            with served(server, options) as serving:
+                code = wait_until_stopped(serving, server)
+    except LocalServerError as exc:
+        raise fail(str(exc), code=3) from None
+    except KeyboardInterrupt:
+        pass
+    typer.echo("Đã dừng.")
+    if code:
+        raise typer.Exit(code)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def stop_requested(_signum: int, _frame: object) -> None:
+    """The first request interrupts the wait; later ones cannot interrupt the stopping."""
+    ignore_stop_signals()
+    raise KeyboardInterrupt
+
+
+def ignore_stop_signals() -> None:
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def wait_until_stopped(serving: subprocess.Popen, server: LocalServer) -> int:
+    """Wait for a stop request, or for either child to end on its own; the exit code."""
+    try:
+        ended = first_to_exit(serving, server.process)
+    except KeyboardInterrupt:
+        typer.echo("\nĐang dừng: hủy các lần chạy dở, tạm dừng lịch chạy, dừng máy chủ…")
+        return 0
+    ignore_stop_signals()
+    if ended is server.process:
+        typer.echo(server.failure(), err=True)
+        return 3
+    # A child killed by a signal: the shell's convention, 128 + the signal's number.
+    return serving.returncode if serving.returncode >= 0 else 128 - serving.returncode
 
 
 @deployments_app.command("write")
