@@ -7,6 +7,7 @@ I/O can fail for a reason that may pass: the database being unreachable or locke
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
@@ -23,6 +24,11 @@ from flows import engine
 from flows.engine import EngineContext, EngineError, NewEscalation, SweepResult
 from flows.parameters import partition_label
 from flows.review import escalation_facts
+
+# A run cancelled (Ctrl-C, or from the UI) while a sweep writes: the transaction rolls back,
+# but SQLAlchemy's pool logs the interrupted connection close with a traceback an operator
+# must then ignore. The rollback is the whole story, so the pool keeps quiet in flow runs.
+logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
 
 # The Prefect events dunghan emits; deployment triggers and automations match on them.
 EVENT_RECORDED = "dunghan.event.recorded"
