@@ -207,15 +207,7 @@ class _RegistryReader(FieldReader):
         self.successor_lines: dict[str, int] = {}
 
     def read(self, data: Any) -> Registry:
-        if not isinstance(data, LineDict):
-            self.problems.add(0, "tệp danh bạ phải là một bảng (mapping) có mục 'agencies'")
-            self.problems.raise_if_any()
-        for key in data:
-            if key not in _TOP_KEYS:
-                self.problems.add(
-                    data.line_of(key),
-                    f"mục không biết {key!r} (chỉ dùng: {', '.join(sorted(_TOP_KEYS))})",
-                )
+        data = self._top_level(data, _TOP_KEYS, "agencies")
 
         groups = self._groups(data)
         agencies: dict[str, Agency] = {}

@@ -125,6 +125,20 @@ class FieldReader:
             self.problems.add(data.line_of(key), f"mỗi phần tử của {key!r} phải là một bảng")
         return items
 
+    def _top_level(self, data: Any, allowed: set[str], expected: str) -> LineDict:
+        """The file's top mapping; unknown top-level keys are problems. A file that is
+        not a mapping at all stops the reading here."""
+        if not isinstance(data, LineDict):
+            self.problems.add(0, f"tệp phải là một bảng (mapping) có mục {expected!r}")
+            self.problems.raise_if_any()
+        for key in data:
+            if key not in allowed:
+                self.problems.add(
+                    data.line_of(key),
+                    f"mục không biết {key!r} (chỉ dùng: {', '.join(sorted(allowed))})",
+                )
+        return data
+
     def _unknown_keys(self, item: LineDict, allowed: set[str], what: str) -> None:
         for key in item:
             if key not in allowed:

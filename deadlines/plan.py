@@ -168,15 +168,7 @@ class _PlanReader(FieldReader):
         self.registry = registry
 
     def read(self, data: Any) -> Plan:
-        if not isinstance(data, LineDict):
-            self.problems.add(0, "tệp kế hoạch phải là một bảng (mapping) có mục 'plan'")
-            self.problems.raise_if_any()
-        for key in data:
-            if key not in _TOP_KEYS:
-                self.problems.add(
-                    data.line_of(key),
-                    f"mục không biết {key!r} (chỉ dùng: {', '.join(sorted(_TOP_KEYS))})",
-                )
+        data = self._top_level(data, _TOP_KEYS, "plan")
         meta = self._meta(data)
         sections = self._sections(data)
         obligations = self._obligations(data, sections, meta.year if meta else None)
