@@ -155,11 +155,13 @@ class EngineContext:
     # ------------------------------------------------------------------ lookups
 
     def obligation(self, number: str):
-        for ob in self.plan.obligations:
-            if ob.number == number:
-                return ob
-        known = ", ".join(ob.number for ob in self.plan.obligations)
-        raise EngineError(f"Không có nhiệm vụ số '{number}' trong kế hoạch. Các số hợp lệ: {known}")
+        try:
+            return self.plan.obligation(number)
+        except KeyError:
+            known = ", ".join(ob.number for ob in self.plan.obligations)
+            raise EngineError(
+                f"Không có nhiệm vụ số '{number}' trong kế hoạch. Các số hợp lệ: {known}"
+            ) from None
 
     def agency(self, code: str):
         agency = self.registry.agencies.get(code)
@@ -504,6 +506,7 @@ def item_lines(
         steps = history.get(item_id, [])
         out[item_id] = compose.ItemLine(
             item_id=item_id,
+            agency_code=agency_code,
             number=number,
             title=title,
             content=content,
@@ -568,15 +571,8 @@ def queue_notifications(
     ]
     lines = item_lines(ctx, session, candidates, today)
     by_agency: dict[str, list[compose.ItemLine]] = defaultdict(list)
-    agency_of = dict(
-        session.execute(
-            select(DeadlineItem.id, DeadlineItem.agency_code).where(
-                DeadlineItem.id.in_(candidates or [-1])
-            )
-        ).all()
-    )
-    for item_id, line in lines.items():
-        by_agency[agency_of[item_id]].append(line)
+    for line in lines.values():
+        by_agency[line.agency_code].append(line)
     # One digest per recipient address a day, whatever the number of agencies it serves.
     by_recipient: dict[str, tuple[str, set[str], list[compose.ItemLine]]] = {}
     for agency_code, items in sorted(by_agency.items()):
@@ -596,12 +592,10 @@ def queue_notifications(
     # Escalation letters: the newly reached, notified overdue steps, one per recipient.
     letters: dict[tuple[str, str], list[int]] = defaultdict(list)
     letter_meta: dict[tuple[str, str], tuple[str, set[str], bool]] = {}
-    for esc in escalations:
-        if not esc.notified or esc.step.template != "escalation":
-            continue
-        agency_code = agency_of.get(esc.item_id) or session.scalar(
-            select(DeadlineItem.agency_code).where(DeadlineItem.id == esc.item_id)
-        )
+    notified = [e for e in escalations if e.notified and e.step.template == "escalation"]
+    lines |= item_lines(ctx, session, {e.item_id for e in notified} - lines.keys(), today)
+    for esc in notified:
+        agency_code = lines[esc.item_id].agency_code
         for role in esc.step.to:
             target = role_address(ctx, role, agency_code)
             if not target:
@@ -614,9 +608,6 @@ def queue_notifications(
                 if cc_target and cc_target[0] != target[0]:
                     cc.add(cc_target[0])
             letter_meta[key] = (name, cc, role == "head")
-    if letters:
-        all_ids = {i for ids in letters.values() for i in ids}
-        lines |= item_lines(ctx, session, all_ids - lines.keys(), today)
     for (address, step_code), ids in sorted(letters.items()):
         name, cc, heads_the_agency = letter_meta[(address, step_code)]
         step = ctx.ladder.step(step_code)
@@ -913,15 +904,9 @@ def complete_item(
 
 
 def _confirm(ctx, session, item_ids, what: str, day: date, key: str) -> None:
-    lines = item_lines(ctx, session, item_ids, day)
     by_agency: dict[str, list[compose.ItemLine]] = defaultdict(list)
-    agency_of = dict(
-        session.execute(
-            select(DeadlineItem.id, DeadlineItem.agency_code).where(DeadlineItem.id.in_(item_ids))
-        ).all()
-    )
-    for item_id, line in lines.items():
-        by_agency[agency_of[item_id]].append(line)
+    for line in item_lines(ctx, session, item_ids, day).values():
+        by_agency[line.agency_code].append(line)
     messages = []
     for agency_code, items in by_agency.items():
         target = role_address(ctx, "focal", agency_code)

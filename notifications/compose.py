@@ -93,6 +93,7 @@ class ItemLine:
     history: tuple[str, ...] = ()
     # Set for a completion; working_days_left then counts from the completion day.
     completed_on: date | None = None
+    agency_code: str = ""  # who the item belongs to, for grouping by recipient
 
     @property
     def late(self) -> bool:
