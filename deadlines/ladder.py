@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deadlines.agencies import Registry
 from deadlines.calendar import WorkCalendar
 from deadlines.datafile import LineDict, ProblemList, load_yaml
 
@@ -164,3 +165,28 @@ def load_ladder(path: str | Path | None = None) -> Ladder:
         )
     problems.raise_if_any()
     return Ladder(tuple(steps), roles, str(data.get("source", "")))
+
+
+def role_address(
+    ladder: Ladder, registry: Registry, role: str, agency_code: str
+) -> tuple[str, str] | None:
+    """(address, display name) of a ladder role for an item of `agency_code`."""
+    spec = ladder.roles[role]
+    agency = registry.agencies.get(spec.agency or agency_code)
+    if agency is None:
+        return None
+    address = {
+        "email": agency.email,
+        "focal": agency.focal_email or agency.email,
+        "head": agency.head_email or agency.email,
+    }[spec.address]
+    if not address:
+        return None
+    label = {
+        "focal": "Cán bộ đầu mối KSTTHC",
+        "head": "Thủ trưởng",
+        "provincial_office": "Phòng Kiểm soát TTHC",
+        "office_chief": "Chánh Văn phòng",
+        "chairman": "Chủ tịch",
+    }[role]
+    return address, f"{label} — {agency.name}"

@@ -14,7 +14,9 @@ from prefect.events import emit_event
 from sqlalchemy import select
 
 from flows import engine
-from flows.artifacts import (
+from flows.engine import CompletionResult, EngineContext, EventResult
+from flows.parameters import ParameterError, check_day, check_range, check_section, parse_day
+from flows.reports.artifacts import (
     event_markdown,
     inspection_lines,
     publish_inspection,
@@ -24,9 +26,7 @@ from flows.artifacts import (
     reports_dir,
     write_inspection_html,
 )
-from flows.engine import CompletionResult, EngineContext, EventResult
-from flows.parameters import ParameterError, check_day, check_range, check_section, parse_day
-from flows.review import ComplianceReport, RecomputeResult, compliance_report, recompute
+from flows.reports.review import ComplianceReport, RecomputeResult, compliance_report, recompute
 from flows.steps import EVENT_RECORDED, REFUSALS, database_step, opened_engine, refuse
 from models.db import session_scope
 from models.tables import DeadlineItem, ItemStatus

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.artifacts import publish_sweep
 from flows.engine import EngineContext, SweepResult
 from flows.parameters import check_agencies, check_day, parse_day
-from flows.review import overdue_by_agency
+from flows.reports.artifacts import publish_sweep
+from flows.reports.review import overdue_by_agency
 from flows.steps import (
     REFUSALS,
     announce_escalations,

@@ -40,8 +40,9 @@ from flows.engine import LADDER_ENV, PLAN_ENV, REGISTRY_ENV, rule_parts
 from flows.obligation import obligation_flow
 from flows.outbox_flow import deliver_outbox
 from flows.parameters import TIMEZONE
-from flows.review import obligation_dues, obligation_section
-from flows.scorecard import monthly_scorecard, report_days
+from flows.reports.review import obligation_dues, obligation_section
+from flows.reports.scorecard import report_days
+from flows.scorecard import monthly_scorecard
 from flows.steps import EVENT_RECORDED
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

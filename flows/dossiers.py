@@ -14,6 +14,7 @@ from sqlalchemy import Integer, and_, case, func, or_, select
 from sqlmodel import Session
 
 from deadlines.dossier import OneStopRules
+from deadlines.ladder import role_address
 from models.tables import Dossier
 from notifications import compose
 from notifications.outbox import store_messages
@@ -148,9 +149,7 @@ def alert_message(
 
 
 def _address(ctx, role: str, agency_code: str) -> str | None:
-    from flows.engine import role_address
-
-    target = role_address(ctx, role, agency_code)
+    target = role_address(ctx.ladder, ctx.registry, role, agency_code)
     return target[0] if target else None
 
 

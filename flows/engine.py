@@ -25,7 +25,7 @@ from sqlmodel import Session
 from deadlines.agencies import Registry, load_registry
 from deadlines.calendar import WorkCalendar
 from deadlines.dossier import OneStopRules
-from deadlines.ladder import Ladder, Step, load_ladder
+from deadlines.ladder import Ladder, Step, load_ladder, role_address
 from deadlines.plan import Plan, load_plan
 from flows.dossiers import DossierAlerts, dossier_alerts
 from models.db import make_engine, migrate, session_scope
@@ -533,29 +533,6 @@ def working_days_left(cal: WorkCalendar, due: date, today: date) -> int:
     return 0
 
 
-def role_address(ctx: EngineContext, role: str, agency_code: str) -> tuple[str, str] | None:
-    """(address, display name) of a ladder role for an item of `agency_code`."""
-    spec = ctx.ladder.roles[role]
-    agency = ctx.registry.agencies.get(spec.agency or agency_code)
-    if agency is None:
-        return None
-    address = {
-        "email": agency.email,
-        "focal": agency.focal_email or agency.email,
-        "head": agency.head_email or agency.email,
-    }[spec.address]
-    if not address:
-        return None
-    label = {
-        "focal": "Cán bộ đầu mối KSTTHC",
-        "head": "Thủ trưởng",
-        "provincial_office": "Phòng Kiểm soát TTHC",
-        "office_chief": "Chánh Văn phòng",
-        "chairman": "Chủ tịch",
-    }[role]
-    return address, f"{label} — {agency.name}"
-
-
 def queue_notifications(
     ctx: EngineContext,
     session: Session,
@@ -577,7 +554,7 @@ def queue_notifications(
     by_recipient: dict[str, tuple[str, set[str], list[compose.ItemLine]]] = {}
     for agency_code, items in sorted(by_agency.items()):
         for role in ctx.ladder.steps[0].to:
-            target = role_address(ctx, role, agency_code)
+            target = role_address(ctx.ladder, ctx.registry, role, agency_code)
             if target:
                 name, agencies_served, listed = by_recipient.setdefault(
                     target[0], (target[1], set(), [])
@@ -597,14 +574,14 @@ def queue_notifications(
     for esc in notified:
         agency_code = lines[esc.item_id].agency_code
         for role in esc.step.to:
-            target = role_address(ctx, role, agency_code)
+            target = role_address(ctx.ladder, ctx.registry, role, agency_code)
             if not target:
                 continue
             key = (target[0], esc.step.code)
             letters[key].append(esc.item_id)
             name, cc, _ = letter_meta.get(key, (target[1], set(), False))
             for cc_role in esc.step.cc:
-                cc_target = role_address(ctx, cc_role, agency_code)
+                cc_target = role_address(ctx.ladder, ctx.registry, cc_role, agency_code)
                 if cc_target and cc_target[0] != target[0]:
                     cc.add(cc_target[0])
             letter_meta[key] = (name, cc, role == "head")
@@ -909,7 +886,7 @@ def _confirm(ctx, session, item_ids, what: str, day: date, key: str) -> None:
         by_agency[line.agency_code].append(line)
     messages = []
     for agency_code, items in by_agency.items():
-        target = role_address(ctx, "focal", agency_code)
+        target = role_address(ctx.ladder, ctx.registry, "focal", agency_code)
         if target:
             messages.append(
                 compose.confirmation(

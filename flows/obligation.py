@@ -14,10 +14,10 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from deadlines.plan import Obligation as PlanObligation
-from flows.artifacts import publish_obligation_items
 from flows.engine import EngineContext
 from flows.parameters import check_day, parse_day
-from flows.review import obligation_items
+from flows.reports.artifacts import publish_obligation_items
+from flows.reports.review import obligation_items
 from flows.steps import (
     REFUSALS,
     announce_escalations,

@@ -23,7 +23,7 @@ from deadlines.datafile import DataFileError
 from flows import engine
 from flows.engine import EngineContext, EngineError, NewEscalation, SweepResult
 from flows.parameters import partition_label
-from flows.review import escalation_facts
+from flows.reports.review import escalation_facts
 
 # A run cancelled (Ctrl-C, or from the UI) while a sweep writes: the transaction rolls back,
 # but SQLAlchemy's pool logs the interrupted connection close with a traceback an operator

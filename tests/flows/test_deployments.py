@@ -27,7 +27,7 @@ from flows.deployments import (
     rdate_schedules,
 )
 from flows.engine import rule_parts
-from flows.review import obligation_dues
+from flows.reports.review import obligation_dues
 
 D = date.fromisoformat
 VN = ZoneInfo("Asia/Ho_Chi_Minh")

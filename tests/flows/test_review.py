@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from deadlines.calendar import WorkCalendar
 from flows.engine import EngineContext, EngineError, complete_item, record_event, sweep
 from flows.parameters import ParameterError, check_section, parse_day, partition_label
-from flows.review import (
+from flows.reports.review import (
     compliance_report,
     obligation_items,
     overdue_by_agency,

@@ -22,12 +22,11 @@ from typer.testing import CliRunner
 from flows.cli import app
 from flows.engine import EngineContext
 from flows.parameters import ParameterError
-from flows.scorecard import (
+from flows.reports.scorecard import (
     NO_HANDLER,
     Scorecard,
     build_scorecard,
     check_month,
-    monthly_scorecard,
     on_time_chart,
     previous_month,
     report_days,
@@ -36,6 +35,7 @@ from flows.scorecard import (
     trend_chart,
     write_report_file,
 )
+from flows.scorecard import monthly_scorecard
 from models.tables import Notification
 from tests.flows.prefect_support import artifacts_of, count, latest_artifact, rows, table_of
 from tests.flows.test_kpis import MAY_LATE, SCRIPT, load_sample

@@ -14,8 +14,8 @@ from typing import Annotated
 import typer
 from sqlalchemy.engine import Engine
 
-from flows.cli_calendar import fail
-from flows.cli_engine import open_context, user_errors
+from flows.cli.calendar import fail
+from flows.cli.engine import open_context, user_errors
 from models.db import make_engine, migrate, session_scope
 from models.store import utcnow
 from notifications.compose import VIETNAM_TIME

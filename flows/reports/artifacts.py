@@ -18,7 +18,7 @@ from deadlines.ladder import Ladder
 from deadlines.plan import Obligation as PlanObligation
 from deadlines.rules import fold
 from flows.engine import EngineContext, EventResult, SweepResult
-from flows.review import (
+from flows.reports.review import (
     CATEGORIES,
     AgencyOverdue,
     ComplianceReport,

@@ -13,7 +13,7 @@ from deadlines.agencies import Agency, AgencyKind, Registry, load_registry
 from deadlines.calendar import CalendarError, WorkCalendar
 from deadlines.datafile import DataFileError
 from deadlines.plan import Obligation, Plan, load_plan
-from flows.cli_calendar import OverridesOption, fail, load_calendar, parse_day
+from flows.cli.calendar import OverridesOption, fail, load_calendar, parse_day
 
 plan_app = typer.Typer(help="Kế hoạch (danh mục nhiệm vụ có thời hạn): kiểm tra tệp kế hoạch.")
 

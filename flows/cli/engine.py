@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 
 from deadlines.calendar import CalendarError
 from deadlines.datafile import DataFileError
-from flows.cli_calendar import fail, parse_day
+from flows.cli.calendar import fail, parse_day
 from flows.engine import (
     EngineContext,
     EngineError,

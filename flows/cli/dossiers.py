@@ -11,8 +11,8 @@ import typer
 from sqlalchemy import select
 
 from deadlines.dossier import explain_due
-from flows.cli_calendar import fail
-from flows.cli_engine import open_context, user_errors
+from flows.cli.calendar import fail
+from flows.cli.engine import open_context, user_errors
 from flows.dossiers import INDICATORS, KPI_KEYS, kpis, month_bounds
 from models.db import session_scope
 from models.dossier_import import ImportRefused, import_dossiers, import_procedures

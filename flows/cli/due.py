@@ -13,7 +13,7 @@ from deadlines.calendar import CalendarError
 from deadlines.datafile import DataFileError
 from deadlines.phrases import PhraseError, parse_timing
 from deadlines.rules import RuleDataError, RuleSettings, due_dates_for
-from flows.cli_calendar import OverridesOption, fail, load_calendar, parse_day
+from flows.cli.calendar import OverridesOption, fail, load_calendar, parse_day
 
 
 def due(

@@ -15,14 +15,8 @@ from typing import Annotated
 
 import typer
 
-from flows.artifacts import (
-    inspection_lines,
-    recompute_lines,
-    reports_dir,
-    write_inspection_html,
-)
-from flows.cli_calendar import fail, parse_day
-from flows.cli_engine import DateOption, open_context, user_errors
+from flows.cli.calendar import fail, parse_day
+from flows.cli.engine import DateOption, open_context, user_errors
 from flows.local_server import (
     DEFAULT_PORT,
     LocalServer,
@@ -33,8 +27,14 @@ from flows.local_server import (
     served,
 )
 from flows.parameters import today_in_vietnam
-from flows.review import compliance_report
-from flows.review import recompute as recompute_dues
+from flows.reports.artifacts import (
+    inspection_lines,
+    recompute_lines,
+    reports_dir,
+    write_inspection_html,
+)
+from flows.reports.review import compliance_report
+from flows.reports.review import recompute as recompute_dues
 
 deployments_app = typer.Typer(help="Các deployment Prefect sinh từ kế hoạch đang nạp.")
 

@@ -12,8 +12,8 @@ from typing import Annotated
 
 import typer
 
-from flows.cli_calendar import fail
-from flows.cli_engine import open_context, user_errors
+from flows.cli.calendar import fail
+from flows.cli.engine import open_context, user_errors
 from flows.parameters import ParameterError, today_in_vietnam
 
 
@@ -38,8 +38,8 @@ def scorecard(
     Báo cáo gồm biểu đồ tỷ lệ đúng hạn theo cơ quan và qua các tháng, các chỉ số một cửa
     so với chỉ tiêu của kế hoạch. Chạy lại không gửi thư lần thứ hai."""
     # Imported on use: the flow module imports Prefect, which other commands do not need.
-    from flows.artifacts import reports_dir
-    from flows.scorecard import check_month, make_scorecard, month_label, summary
+    from flows.reports.artifacts import reports_dir
+    from flows.reports.scorecard import check_month, make_scorecard, month_label, summary
 
     today = today_in_vietnam()
     try:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from flows import (
-    cli_calendar,
-    cli_dossiers,
-    cli_due,
-    cli_engine,
-    cli_flows,
-    cli_notify,
-    cli_plan,
-    cli_scorecard,
-)
+from flows.cli import calendar as cli_calendar
+from flows.cli import dossiers as cli_dossiers
+from flows.cli import due as cli_due
+from flows.cli import engine as cli_engine
+from flows.cli import notify as cli_notify
+from flows.cli import plan as cli_plan
+from flows.cli import scorecard as cli_scorecard
+from flows.cli import serve as cli_flows
 
 app = typer.Typer(
     name="dunghan",

@@ -1,0 +1,2 @@
+"""The reports: Prefect artifacts, the compliance review (inspection, recompute) and the
+monthly scorecard, with their templates."""
