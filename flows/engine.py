@@ -635,6 +635,9 @@ class SweepResult:
             "dossiers_late_without_apology": (
                 sum(self.dossiers.late_without_apology.values()) if self.dossiers else 0
             ),
+            "dossiers_awaiting_supplement": (
+                sum(self.dossiers.awaiting_supplement.values()) if self.dossiers else 0
+            ),
         }
 
 

@@ -76,11 +76,13 @@ def print_sweep(ctx: EngineContext, result: SweepResult) -> None:
         typer.echo("  Cơ quan có việc quá hạn nhiều nhất:")
         for _, name, count in result.overdue_by_agency[:5]:
             typer.echo(f"    - {name}: {count}")
-    if result.dossiers and (result.dossiers.reminders or result.dossiers.late_without_apology):
-        alerts = result.dossiers
+    alerts = result.dossiers
+    if alerts and (alerts.reminders or alerts.late_without_apology or alerts.awaiting_supplement):
         typer.echo(
             f"  Hồ sơ TTHC đến hạn ngày làm việc tới: {sum(alerts.reminders.values())}; "
-            f"có nguy cơ trễ hạn chưa xin lỗi: {sum(alerts.at_risk.values())}"
+            f"có nguy cơ trễ hạn chưa xin lỗi: {sum(alerts.at_risk.values())}; "
+            f"chờ công dân bổ sung (không tính trễ hạn): "
+            f"{sum(alerts.awaiting_supplement.values())}"
         )
         late = sorted(alerts.late_without_apology.items(), key=lambda kv: (-kv[1], kv[0]))
         if late:
