@@ -255,7 +255,7 @@ class ClockFacts:
     requests: Any  # number of supplement requests
     completed: Any
     closed: Any  # returned / closed without a result
-    appointment: Any  # the receipt slip's appointment (None: not in the export)
+    appointment: Any  # the appointment on the slip given at receipt (None: not exported)
     due_766: Any  # the portal's appointment with the citizen's wait added back
 
 
@@ -410,14 +410,15 @@ def explain_dossier(
     if record.apology_at is not None:
         lines += _apology_lines(regime, record)
     if record.appointment is not None:
-        if record.appointment > record.legal_due:
+        if record.appointment > record.first_due:
             lines.append(
-                f"Phiếu hẹn ghi {when(record.appointment)}, MUỘN HƠN hạn theo quy định "
-                f"{when(record.legal_due)} ({facts['counting'].cite()})."
+                f"Giấy tiếp nhận hẹn trả {when(record.appointment)}, MUỘN HƠN hạn theo quy định "
+                f"tính từ khi tiếp nhận {when(record.first_due)} ({facts['counting'].cite()})."
             )
         else:
             lines.append(
-                f"Phiếu hẹn ghi {when(record.appointment)}: không muộn hơn hạn theo quy định."
+                f"Giấy tiếp nhận hẹn trả {when(record.appointment)}: không muộn hơn hạn theo "
+                "quy định."
             )
     waiting, late, late_portal = verdicts(record, rules, now)
     lines += _verdict_lines(rules, record, now, waiting, late, late_portal)

@@ -442,7 +442,7 @@ class AppointmentBeyondLaw:
     handler: str | None
     received_at: datetime
     appointment_at: datetime
-    legal_due: datetime
+    legal_due: datetime  # counted from receipt, as the slip's date must be
     working_days_late: int  # working days after the legal due day, up to the appointment's
 
     def as_json(self) -> dict:
@@ -462,8 +462,9 @@ def appointments_beyond_law(
     session: Session, cal: WorkCalendar, month: str, agency: str | None = None
 ) -> list[AppointmentBeyondLaw]:
     """The dossiers received in `month` whose receipt slip gives an appointment later than
-    the legal due date (after the restart, if a supplement came): what a provincial
-    controller looks for. Only exports that carry `appointment_at` can be audited."""
+    the legal due date counted from receipt (Decree 118/2025, Art. 17(3)): what a
+    provincial controller looks for. Only exports that carry `appointment_at` (the date
+    on the slip given at receipt) can be audited."""
     start, end = month_bounds(month)
     query = (
         select(
@@ -473,12 +474,12 @@ def appointments_beyond_law(
             Dossier.handler,
             Dossier.received_at,
             Dossier.appointment_at,
-            Dossier.legal_due,
+            Dossier.first_due,
         )
         .where(
             Dossier.received_at >= start,
             Dossier.received_at < end,
-            Dossier.appointment_at > Dossier.legal_due,
+            Dossier.appointment_at > Dossier.first_due,
         )
         .order_by(Dossier.agency_code, Dossier.received_at, Dossier.id)
     )

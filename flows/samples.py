@@ -112,8 +112,7 @@ def generate_dossiers(
 
     slip = rng.random(n) < SHARE_APPOINTMENT
     beyond = slip & (rng.random(n) < SHARE_APPOINTMENT_BEYOND_LAW)
-    slip_date = np.where(np.isnat(supplied), first, legal)
-    appointment = np.where(beyond, slip_date + np.timedelta64(1, "D"), slip_date)
+    appointment = np.where(beyond, first + np.timedelta64(1, "D"), first)
     appointment = np.where(slip, appointment, nat)
 
     has_fee = rng.random(n) < SHARE_FEE
