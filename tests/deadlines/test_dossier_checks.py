@@ -32,7 +32,7 @@ def test_times_are_parsed_per_column_with_offsets_and_formats():
         (4, "received_at"),
     ]
     assert problems[0][2] == "trống (bắt buộc)"
-    assert "ngày giờ không hợp lệ (cần ISO 8601): 'x'" == problems[2][2]
+    assert problems[2][2] == "ngày giờ không hợp lệ (cần ISO 8601): 'x'"
     portal, problems = checks.parse_times(["20250701133000"], "received_at", "%Y%m%d%H%M%S")
     assert problems == [] and portal.astype(str).tolist() == ["2025-07-01T13:30:00"]
 

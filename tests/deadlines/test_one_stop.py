@@ -48,10 +48,8 @@ def test_overlapping_regimes_and_bad_settings_are_refused_with_their_lines(tmp_p
         "max_requests: 1\n      source: Nghị định 118",
         "max_requests: 0\n      source: Nghị định 118",
     )
-    text = text.replace(
-        "    supplement_once:\n      max_requests: 1\n      source: Nghị định 61/2018/NĐ-CP, Điều 11\n      confirmed: false\n      note:",
-        "    supplement_once:\n      max_requests: 1\n      source: Nghị định 61/2018/NĐ-CP, Điều 11\n      confirmed: false\n      nota:",
-    )
+    note_61 = "Số điểm, khoản của quy định"
+    text = text.replace(f"      note: {note_61}", f"      nota: {note_61}")
     with pytest.raises(DataFileError) as refused:
         rules_from(tmp_path, text)
     message = str(refused.value)
