@@ -474,7 +474,7 @@ def appointments_beyond_law(
             Dossier.handler,
             Dossier.received_at,
             Dossier.appointment_at,
-            Dossier.first_due,
+            Dossier.first_due.label("legal_due"),
         )
         .where(
             Dossier.received_at >= start,
