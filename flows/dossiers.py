@@ -406,9 +406,7 @@ def _rate(part, whole) -> float | None:
     return None if whole == 0 else round(int(part or 0) / whole, 4)
 
 
-def late_officials(
-    session: Session, month: str, rules: OneStopRules | None = None
-) -> list[tuple[str, str, int, int]]:
+def late_officials(session: Session, month: str) -> list[tuple[str, str, int, int]]:
     """(agency, handler, late dossiers, of which without a timely apology) for the month's
     public list of agencies and officials who were late (plan item V.7). The same legal
     clock as `kpis`: a dossier waiting for the citizen is never on it."""

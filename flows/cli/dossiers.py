@@ -216,7 +216,7 @@ def kpi(
         if agency is not None:
             ctx.agency(agency)
         with session_scope(ctx.db) as session:
-            rows = kpis(session, month, agency)
+            rows = kpis(session, month, agency, rules=ctx.one_stop)
     if as_json:
         typer.echo(json.dumps([{k: r[k] for k in KPI_KEYS} for r in rows], ensure_ascii=False))
         return

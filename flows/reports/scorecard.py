@@ -601,7 +601,7 @@ def measure(ctx: EngineContext, session: Session, month: str, today: date) -> Sc
         ctx.agency_name,
         kpis(session, month, rules=rules),
         trend_rows,
-        late_officials(session, month, rules),
+        late_officials(session, month),
         today,
         len(appointments_beyond_law(session, ctx.cal, month)),
     )
