@@ -225,17 +225,6 @@ class _RegistryReader(FieldReader):
 
     # -- helpers ---------------------------------------------------------------------
 
-    def _date(self, item: LineDict, key: str, what: str) -> date | None:
-        value = item.get(key)
-        if value is None:
-            return None
-        if isinstance(value, date):
-            return value
-        self.problems.add(
-            item.line_of(key), f"{what}: {key!r} phải là ngày dạng YYYY-MM-DD, không phải {value!r}"
-        )
-        return None
-
     def _email(self, item: LineDict, key: str, what: str, *, required: bool) -> str | None:
         value = self._text(item, key, what, required=required)
         if value is not None and not EMAIL_RE.match(value):

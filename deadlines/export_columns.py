@@ -18,16 +18,6 @@ from typing import Any
 from deadlines.datafile import FieldReader, LineDict, load_yaml
 
 CHANNELS = ("online", "direct", "postal")
-TIME_COLUMNS = (
-    "received_at",
-    "completed_at",
-    "supplement_requested_at",
-    "supplement_received_at",
-    "apology_at",
-    "apology_new_due",
-    "closed_at",
-    "appointment_at",
-)
 FLAG_COLUMNS = ("digitized", "e_result", "paid_online")
 DOSSIER_COLUMNS = (
     "dossier_id",
@@ -48,6 +38,7 @@ DOSSIER_COLUMNS = (
     "closed_at",
     "appointment_at",
 )
+TIME_COLUMNS = tuple(c for c in DOSSIER_COLUMNS if c.endswith("_at") or c == "apology_new_due")
 # A file may leave these out altogether (blank everywhere).
 OPTIONAL_COLUMNS = frozenset({"handler", "supplement_requests", "closed_at", "appointment_at"})
 VALUE_DOMAINS = {

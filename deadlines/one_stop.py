@@ -283,14 +283,3 @@ class _Reader(FieldReader):
             )
             return minimum
         return value
-
-    def _date(self, item: LineDict, key: str, what: str, *, required: bool) -> date | None:
-        value = item.get(key)
-        if value is None:
-            if required:
-                self.problems.add(item.line, f"{what}: thiếu trường {key!r}")
-            return None
-        if not isinstance(value, date):
-            self.problems.add(item.line_of(key), f"{what}: {key!r} phải là ngày dạng YYYY-MM-DD")
-            return None
-        return value

@@ -138,13 +138,8 @@ def dossiers_explain(
         typer.echo(f"  {line}")
 
 
-@dossiers_app.command("audit")
-def dossiers_audit(
-    month: Annotated[str, typer.Option("--month", help="Tháng tiếp nhận (YYYY-MM).")],
-    agency: Annotated[str | None, typer.Option("--agency", help="Mã cơ quan.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="In JSON.")] = False,
-) -> None:
-    """Kiểm tra phiếu hẹn: hồ sơ tiếp nhận trong tháng có ngày hẹn trả muộn hơn hạn luật định."""
+def _for_month(month: str, agency: str | None, read):
+    """Check the month and the agency a person asked for, then `read(ctx, session)`."""
     try:
         month_bounds(month)
     except ValueError as exc:
@@ -154,7 +149,19 @@ def dossiers_audit(
         if agency is not None:
             ctx.agency(agency)
         with session_scope(ctx.db) as session:
-            found = appointments_beyond_law(session, ctx.cal, month, agency)
+            return ctx, read(ctx, session)
+
+
+@dossiers_app.command("audit")
+def dossiers_audit(
+    month: Annotated[str, typer.Option("--month", help="Tháng tiếp nhận (YYYY-MM).")],
+    agency: Annotated[str | None, typer.Option("--agency", help="Mã cơ quan.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="In JSON.")] = False,
+) -> None:
+    """Kiểm tra phiếu hẹn: hồ sơ tiếp nhận trong tháng có ngày hẹn trả muộn hơn hạn luật định."""
+    ctx, found = _for_month(
+        month, agency, lambda ctx, session: appointments_beyond_law(session, ctx.cal, month, agency)
+    )
     if as_json:
         typer.echo(json.dumps([f.as_json() for f in found], ensure_ascii=False))
         return
@@ -207,16 +214,9 @@ def kpi(
     """Chỉ số một cửa của tháng theo cơ quan (Quyết định 766/QĐ-TTg), so với chỉ tiêu.
 
     Một ô có dấu * là chưa đạt chỉ tiêu của kế hoạch (mục V)."""
-    try:
-        month_bounds(month)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-    ctx = open_context()
-    with user_errors():
-        if agency is not None:
-            ctx.agency(agency)
-        with session_scope(ctx.db) as session:
-            rows = kpis(session, month, agency, rules=ctx.one_stop)
+    ctx, rows = _for_month(
+        month, agency, lambda ctx, session: kpis(session, month, agency, rules=ctx.one_stop)
+    )
     if as_json:
         typer.echo(json.dumps([{k: r[k] for k in KPI_KEYS} for r in rows], ensure_ascii=False))
         return
