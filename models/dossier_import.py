@@ -29,6 +29,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -575,6 +576,7 @@ def import_dossiers(
         columns_out[column] = _as_text(parsed.times[column], nullable=True)
     for column in ("first_due", "legal_due", "due", "due_766"):
         columns_out[column] = _as_text(getattr(derived, column))
+    del parsed, derived, raw  # the columns below hold all that is left to write
     return _write(engine, path, columns_out)
 
 
@@ -607,7 +609,9 @@ def _as_text(values: np.ndarray, *, nullable: bool = False) -> list[str | None]:
 
 
 def _write(engine: Engine, path: Path, columns: dict[str, list]) -> ImportReport:
-    rows = list(zip(*(columns[c] for c in DB_COLUMNS), strict=True))
+    """Upsert the columns; rows are zipped on the fly, never held as a list of tuples."""
+    table = [columns.pop(c) for c in DB_COLUMNS]
+    count = len(table[0])
     updates = ", ".join(f"{c} = excluded.{c}" for c in DB_COLUMNS if c != "id")
     names = ", ".join(DB_COLUMNS)
     with engine.begin() as conn:
@@ -618,7 +622,7 @@ def _write(engine: Engine, path: Path, columns: dict[str, list]) -> ImportReport
             )
             cursor = conn.connection.dbapi_connection.cursor()
             with cursor.copy(f"COPY dossier_in ({names}) FROM STDIN") as copy:
-                for row in rows:
+                for row in zip(*table, strict=True):
                     copy.write_row(row)
             conn.exec_driver_sql(
                 f"INSERT INTO dossier ({names}) SELECT {names} FROM dossier_in "
@@ -628,8 +632,11 @@ def _write(engine: Engine, path: Path, columns: dict[str, list]) -> ImportReport
             # In primary-key order the B-tree grows at its end instead of splitting pages
             # all over; and a bulk load builds the secondary indexes once, afterwards,
             # rather than row by row. Both keep a million-row import linear.
-            rows.sort(key=lambda row: row[0])
-            bulk = len(rows) >= max(BULK_ROWS, before)
+            order = sorted(range(count), key=table[0].__getitem__)
+            if count > 1:
+                pick = itemgetter(*order)
+                table = [pick(column) for column in table]
+            bulk = count >= max(BULK_ROWS, before)
             indexes = list(Dossier.__table__.indexes) if bulk else []  # type: ignore[attr-defined]
             for index in indexes:
                 index.drop(conn)
@@ -638,13 +645,13 @@ def _write(engine: Engine, path: Path, columns: dict[str, list]) -> ImportReport
             cursor.executemany(
                 f"INSERT INTO dossier ({names}) VALUES ({marks}) "
                 f"ON CONFLICT (id) DO UPDATE SET {updates}",
-                rows,
+                zip(*table, strict=True),
             )
             for index in indexes:
                 index.create(conn)
         after = conn.scalar(select(func.count()).select_from(Dossier))
     inserted = after - before
-    return ImportReport(str(path), len(rows), inserted, len(rows) - inserted)
+    return ImportReport(str(path), count, inserted, count - inserted)
 
 
 def to_csv(rows: list[dict], columns=DOSSIER_COLUMNS) -> str:
