@@ -573,7 +573,7 @@ def import_dossiers(
         "imported_at": [_fmt(stamp)] * rows,
     }
     for column in TIME_COLUMNS:
-        columns_out[column] = _as_text(parsed.times[column], nullable=True)
+        columns_out[column] = _as_text(parsed.times[column])
     for column in ("first_due", "legal_due", "due", "due_766"):
         columns_out[column] = _as_text(getattr(derived, column))
     del parsed, derived, raw  # the columns below hold all that is left to write
@@ -598,14 +598,16 @@ def _fmt(value: datetime) -> str:
     return value.isoformat(sep=" ") + ".000000"
 
 
-def _as_text(values: np.ndarray, *, nullable: bool = False) -> list[str | None]:
-    """`datetime64` values as the text `_fmt` writes, in one numpy pass (None for NaT)."""
-    iso = np.datetime_as_string(values.astype("datetime64[s]"), unit="s")
-    text: list[str | None] = np.char.add(np.char.replace(iso, "T", " "), ".000000").tolist()
-    if nullable:
-        for row in np.flatnonzero(np.isnat(values)).tolist():
-            text[row] = None
-    return text
+def _as_text(values: np.ndarray) -> list[str | None]:
+    """`datetime64` values as the text `_fmt` writes (None for NaT). Each distinct instant
+    is formatted once and its text shared: due dates fall on few distinct instants, so a
+    million rows cost a million pointers, not a million strings."""
+    distinct, inverse = np.unique(values.astype("datetime64[s]"), return_inverse=True)
+    iso = np.datetime_as_string(distinct, unit="s")
+    texts: list[str | None] = np.char.add(np.char.replace(iso, "T", " "), ".000000").tolist()
+    for index in np.flatnonzero(np.isnat(distinct)).tolist():
+        texts[index] = None
+    return [texts[i] for i in inverse.ravel().tolist()]
 
 
 def _write(engine: Engine, path: Path, columns: dict[str, list]) -> ImportReport:
