@@ -370,7 +370,8 @@ agencies:
         (28, "cơ quan SO-C, chức năng y-te: thiếu trường 'successor'"),
         (
             35,
-            "cơ quan SO-D, chức năng ton-giao: cần ngày 'effective' (hoặc 'successor_from' của cơ quan)",
+            "cơ quan SO-D, chức năng ton-giao: cần ngày 'effective' "
+            "(hoặc 'successor_from' của cơ quan)",
         ),
         (27, "cơ quan SO-C: cơ quan nhận chức năng Bao Tro 'SO-MA' không có trong danh bạ"),
     ]
