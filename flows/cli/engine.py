@@ -136,6 +136,22 @@ def simulate(
         if summary["by_status"].get(status):
             typer.echo(f"    - {labels[status]}: {summary['by_status'][status]}")
     typer.echo(f"  Việc quá hạn chưa hoàn thành tại {end:%d/%m/%Y}: {summary['overdue']}")
+    typer.echo("  Việc theo nửa năm (theo hạn) và cấp chính quyền:")
+    short = {
+        ItemStatus.DONE: "đúng hạn",
+        ItemStatus.DONE_LATE: "trễ hạn",
+        ItemStatus.OPEN: "đang mở",
+        ItemStatus.WAIVED: "miễn",
+        ItemStatus.CANCELLED: "hủy/chuyển giao",
+    }
+    for period, title in ((1, "6 tháng đầu năm"), (2, "6 tháng cuối năm")):
+        parts = []
+        for level, name in LEVEL_NAMES.items():
+            counts = summary["by_half"][period].get(level, {})
+            detail = ", ".join(f"{short[s]} {counts[s]}" for s in ItemStatus.ALL if counts.get(s))
+            total = sum(counts.values())
+            parts.append(f"{name} {total}" + (f" ({detail})" if detail else ""))
+        typer.echo(f"    - {title}: " + "; ".join(parts))
     typer.echo("  Bậc đôn đốc đã đạt trong năm:")
     for step in ctx.ladder.steps:
         typer.echo(f"    - {step.name}: {summary['steps'].get(step.code, 0)}")
@@ -145,6 +161,9 @@ def simulate(
 
         report = deliver_pending(ctx.db)
         typer.echo(f"  {report.summary()}")
+
+
+LEVEL_NAMES = {"province": "cấp tỉnh", "district": "cấp huyện", "commune": "cấp xã"}
 
 
 def items(
