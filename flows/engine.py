@@ -244,17 +244,6 @@ def agency_partitions(ctx: EngineContext, count: int) -> list[list[str]]:
     return parts
 
 
-def plan_start(plan: Plan) -> date:
-    """The day a plan takes effect (`Plan.start`)."""
-    return plan.start
-
-
-def occurrences(plan: Plan, cal: WorkCalendar, ob) -> list[tuple[str, date]]:
-    """(period key, due date) of each occurrence of a date-based obligation in the plan
-    year, from the plan's start (`Plan.occurrences`)."""
-    return plan.occurrences(ob, cal)
-
-
 # ------------------------------------------------------------------- materialise
 
 
