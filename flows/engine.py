@@ -27,6 +27,7 @@ from deadlines.calendar import WorkCalendar
 from deadlines.dossier import OneStopRules
 from deadlines.ladder import Ladder, Step, load_ladder, role_address
 from deadlines.plan import Plan, load_plan
+from deadlines.rules import DATED_KINDS
 from flows.dossiers import DossierAlerts, dossier_alerts
 from models.db import make_engine, migrate, session_scope
 from models.store import audit, audit_many, insert_ignoring_duplicates, upsert, utcnow
@@ -44,7 +45,7 @@ from models.tables import Plan as PlanRow
 from notifications import compose
 from notifications.outbox import store_messages
 
-DATE_RULE_KINDS = ("fixed", "period", "recurring")
+DATE_RULE_KINDS = DATED_KINDS
 PLAN_ENV, REGISTRY_ENV, LADDER_ENV = (
     "DUNGHAN_PLAN_FILE",
     "DUNGHAN_REGISTRY_FILE",
