@@ -156,9 +156,7 @@ _VERB = (
 )
 _WITHIN = r"(?P<within>trong\s+)?"
 _LIST_SEP = r"(?:\s*[,-]\s*|\s+(?:va|den)\s+)"
-_YEAR_SUFFIX = (
-    r"(?:\s*/\s*(?P<year>\d{4})|\s+nam\s+(?P<year2>\d{4})|\s*-\s*(?P<year3>\d{4}))?"
-)
+_YEAR_SUFFIX = r"(?:\s*/\s*(?P<year>\d{4})|\s+nam\s+(?P<year2>\d{4})|\s*-\s*(?P<year3>\d{4}))?"
 _QUARTER = r"(?:[ivx]+|\d{1,2})"
 _DATE = (
     r"(?:(?P<d>\d{1,2})\s*[/.-]\s*(?P<m>\d{1,2})(?:\s*[/.-]\s*(?P<y>\d{4}))?"
@@ -514,7 +512,8 @@ _ANNUAL = (
     ),
 )
 _ANNUAL_MONTH = _grammar(
-    rf"^{_VERB}(?:dinh ky\s+)?(?:trong\s+)?thang\s+(?P<m>\d{{1,2}})\s*,?\s+(?:cua\s+)?{_EVERY_YEAR}$"
+    rf"^{_VERB}(?:dinh ky\s+)?(?:trong\s+)?thang\s+(?P<m>\d{{1,2}})\s*,?\s+(?:cua\s+)?"
+    rf"{_EVERY_YEAR}$"
 )
 
 

@@ -6,9 +6,9 @@ A plan row says *when* its work is due in a short Vietnamese phrase ("Quý III/2
 what each kind means and computes its due dates (hạn) on the working-day calendar.
 
 The set of kinds is closed: fixed, period, recurring, annual, after_event, starting,
-continuous, on_demand, reference, combined. Every rule is a frozen dataclass that serialises to a JSON-able dict
-(`to_dict`, with "kind" first) and back (`rule_from_dict`), so a stored obligation keeps
-exactly the rule it was created from.
+continuous, on_demand, reference, combined. Every rule is a frozen dataclass that
+serialises to a JSON-able dict (`to_dict`, with "kind" first) and back (`rule_from_dict`),
+so a stored obligation keeps exactly the rule it was created from.
 
 Counting follows the Civil Code 2015 (shared/reference/vn-deadline-law.md §2):
 - Art. 147: the day of the triggering event is not counted;
