@@ -201,7 +201,7 @@ _ON_DEMAND = _grammar(
 )
 # The documents a "Theo …" reference may name.
 _REFERENCE = _grammar(
-    rf"^{_VERB}theo\s+(?:ke hoach|quyet dinh|cong van|thong bao|nghi dinh|thong tu|chi thi"
+    rf"^{_VERB}(?P<ref>theo)\s+(?:ke hoach|quyet dinh|cong van|thong bao|nghi dinh|thong tu|chi thi"
     r"|nghi quyet|luat|van ban|chuong trinh|huong dan|lich|tien do|lo trinh|quy dinh|quy che"
     r"|de an)\b"
 )
@@ -380,7 +380,9 @@ def _on_demand(p: _Text, ctx: _Context) -> Rule | None:
 
 
 def _reference(p: _Text, ctx: _Context) -> Rule | None:
-    return Reference(text=p.text) if _REFERENCE.match(p.key) else None
+    m = _REFERENCE.match(p.key)
+    # A verb before "Theo …" ("Thực hiện theo lộ trình …") is not part of the reference.
+    return Reference(text=p.text[m.start("ref") :]) if m else None
 
 
 def _event(p: _Text, m: re.Match[str]) -> str:
@@ -695,7 +697,10 @@ def _parse_uncached(p: _Text, ctx: _Context) -> Rule | None:
         if head is not None and tail is not None:
             return _combine(head, tail)
     first_invalid: _Invalid | None = None
-    for join in _JOIN.finditer(p.key):
+    # The last join first: the head is then the longest part one grammar reads whole, so
+    # "Hằng năm, trước ngày 01/6 hoặc đột xuất" is a day of every year or on request, not
+    # every year plus 1/6 of the plan year.
+    for join in reversed(list(_JOIN.finditer(p.key))):
         left, right = p.cut(0, join.start()), p.cut(join.end())
         if not left.key or not right.key:
             continue
