@@ -136,7 +136,7 @@ def load_plan(path: str | Path | None = None, registry: Registry | None = None) 
 
 # ------------------------------------------------------------------------------- reading
 
-_TOP_KEYS = {"plan", "sections", "obligations", "kpi_targets"}
+_TOP_KEYS = {"plan", "sections", "obligations", "kpi_targets", "draft_problems"}
 _META_REQUIRED = ("code", "title", "decision", "signed", "year", "province", "source_file")
 _META_KEYS = {*_META_REQUIRED, "issuer", "signer", "effective", "notes"}
 _SECTION_KEYS = {"part", "number", "title"}
@@ -169,6 +169,7 @@ class _PlanReader(FieldReader):
 
     def read(self, data: Any) -> Plan:
         data = self._top_level(data, _TOP_KEYS, "plan")
+        self._draft_problems(data)
         meta = self._meta(data)
         sections = self._sections(data)
         obligations = self._obligations(data, sections, meta.year if meta else None)
@@ -201,6 +202,15 @@ class _PlanReader(FieldReader):
         return bool(known) and all(
             self.registry.is_group(c) and self.registry.group(c).external for c in known
         )
+
+    def _draft_problems(self, data: LineDict) -> None:
+        """A draft (`dunghan plan draft`) is refused while it lists problems to fix."""
+        for item in self._list(data, "draft_problems", required=False):
+            self.problems.add(
+                item.line,
+                f"bản nháp còn chỗ chưa sửa ở {item.get('row', '?')} ({item.get('field', '?')}): "
+                f"{item.get('problem', '')} — sửa rồi xóa mục này khỏi 'draft_problems'",
+            )
 
     # -- sections --------------------------------------------------------------------
 

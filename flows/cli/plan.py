@@ -14,8 +14,11 @@ from deadlines.calendar import CalendarError, WorkCalendar
 from deadlines.datafile import DataFileError
 from deadlines.plan import Obligation, Plan, load_plan
 from flows.cli.calendar import OverridesOption, fail, load_calendar, parse_day
+from flows.cli.draft import draft
 
-plan_app = typer.Typer(help="Kế hoạch (danh mục nhiệm vụ có thời hạn): kiểm tra tệp kế hoạch.")
+plan_app = typer.Typer(
+    help="Kế hoạch (danh mục nhiệm vụ có thời hạn): soạn nháp từ quyết định, kiểm tra tệp."
+)
 
 RegistryOption = Annotated[
     Path | None,
@@ -151,3 +154,6 @@ def check(
             f"{o.number.ljust(number_width)}  {o.title.ljust(title_width)}  "
             f"{o.rule.kind.ljust(kind_width)}  {_due_text(o, plan, cal)}"
         )
+
+
+plan_app.command("draft")(draft)
