@@ -372,8 +372,9 @@ def _cut_score(f: _Lines, kinds: list[str], bounds: list[tuple[int, int]], year)
         else:
             score -= sum(2.0 for i in span if f.agency[i] == 1.0 or f.timing[i])
         for a, b in pairwise(span):
+            # A cell of several lines is a bulleted list; a plain line stands alone.
             if not f.bullet[b] or (not f.bullet[a] and f.bullet[b]):
-                score -= 1.5
+                score -= 3.0
             if f.style[a] != f.style[b]:
                 score -= 0.5
             if f.end[a] != ";" and f.end[a] != f.end[b]:
