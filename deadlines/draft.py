@@ -29,6 +29,7 @@ Pure: no database, no clock.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -58,6 +59,8 @@ TEXT_COLUMNS = (CONTENT, OUTPUT, NOTE)
 
 # Below this score margin between the best and the runner-up cut, a row is listed.
 CELL_MARGIN = 1.0
+# A flattened row with more ways to cut it than this is not cut: it is listed instead.
+MAX_CUTS = 20_000
 # Body sections whose points are aims, not duties.
 _AIM_SECTIONS = ("muc tieu", "yeu cau", "muc dich", "quan diem")
 
@@ -389,8 +392,11 @@ def _separate(
 ) -> tuple[dict[str, list[str]], float | None]:
     """The best cut of a flattened row's lines into `kinds` cells, and the margin to the
     runner-up (None when there was only one way)."""
-    features = _Lines(lines, matcher, year)
     n, k = len(lines), len(kinds)
+    if n >= k and math.comb(n - 1, k - 1) > MAX_CUTS:
+        # Too many ways to try: everything goes to the first cell, and the row is listed.
+        return {kind: (lines if i == 0 else []) for i, kind in enumerate(kinds)}, None
+    features = _Lines(lines, matcher, year)
     cuts: list[list[tuple[int, int]]] = []
     if n >= k:
         for inner in combinations(range(1, n), k - 1):
@@ -450,7 +456,15 @@ def _flat_rows(
         cells, margin = _separate(body, kinds, matcher, year)
         row.cells = cells
         where = f"{row.section}.{row.number}"
-        if len(body) < len(kinds):
+        if len(body) >= len(kinds) and math.comb(len(body) - 1, len(kinds) - 1) > MAX_CUTS:
+            row.problems.append(
+                DraftProblem(
+                    where, "cells", " / ".join(body)[:200],
+                    f"hàng có {len(body)} dòng, quá nhiều để tự tách ô: tất cả đã để ở ô đầu",
+                    "tách nội dung, kết quả, chủ trì, phối hợp, thời gian theo văn bản gốc",
+                )
+            )  # fmt: skip
+        elif len(body) < len(kinds):
             row.problems.append(
                 DraftProblem(
                     where, "cells", " / ".join(body),

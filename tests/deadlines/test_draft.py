@@ -210,6 +210,18 @@ def test_a_row_whose_cells_cannot_be_told_apart_is_listed(registry, names, tmp_p
     assert "ranh giới" in cells[0].problem
 
 
+def test_a_row_too_long_to_cut_is_listed_not_cut(registry, names, tmp_path):
+    many = "".join(f"- Việc thứ {i};\n" for i in range(40))
+    decision = tmp_path / "qd.txt"
+    decision.write_text(
+        seed_with(("Kế hoạch rà soát, đánh giá TTHC năm 2025.\n", many)), encoding="utf-8"
+    )
+    result = draft_plan(read_decision(decision), registry, names)
+    cells = [p for p in result.problems if p.field == "cells"]
+    assert [p.row for p in cells] == ["I.1"] and "quá nhiều" in cells[0].problem
+    assert next(o for o in result.obligations if o.number == "I.1").content.count("\n") == 44
+
+
 def test_a_row_missing_a_cell_is_listed(registry, names, tmp_path):
     decision = tmp_path / "qd.txt"
     decision.write_text(
