@@ -358,6 +358,27 @@ def _recurring(p: _Text, ctx: _Context) -> Rule | None:
     return Recurring(freq=freq, before_day=ctx.settings.due_day(freq))
 
 
+# "Trước ngày 05 tháng cuối cùng của mỗi quý": the quarter's last month names the day's
+# month, so this (unlike "trước ngày 15 hàng quý") says which day it is.
+_QUARTERLY_BEFORE = _grammar(
+    rf"^{_VERB}(?:dinh ky\s+)?truoc\s+ngay\s+(?P<day>\d{{1,2}})\s+(?:cua\s+)?thang\s+cuoi"
+    r"(?:\s+cung)?\s+(?:cua\s+)?(?:moi|hang|cac)\s+quy$"
+)
+
+
+def _quarterly_before(p: _Text, ctx: _Context) -> Rule | None:
+    m = _QUARTERLY_BEFORE.match(p.key)
+    if not m:
+        return None
+    day = int(m.group("day"))
+    if not MIN_BEFORE_DAY <= day <= MAX_BEFORE_DAY:
+        raise _Invalid(
+            f"'trước ngày {m.group('day')} tháng cuối quý' không dùng được: ngày phải từ "
+            f"{MIN_BEFORE_DAY} đến {MAX_BEFORE_DAY}"
+        )
+    return Recurring(freq="quarterly", before_day=day)
+
+
 def _monthly_before(p: _Text, ctx: _Context) -> Rule | None:
     m = next((m for g in _MONTHLY_BEFORE if (m := g.match(p.key))), None)
     if not m:
@@ -624,6 +645,7 @@ _CLOSED: tuple[Grammar, ...] = (
     *_PERIODS,
     _year_range,
     _monthly_before,
+    _quarterly_before,
     _recurring,
     _every_list,
     _annual,

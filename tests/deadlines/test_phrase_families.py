@@ -63,6 +63,10 @@ VPCP_2025 = (
     "'trong tháng 5 và tháng 6 năm 2025'"
 )
 CTHD_XIV = "Dự thảo Chương trình hành động thực hiện Nghị quyết Đại hội XIV của Đảng (10/2025)"
+CV_2539_BRVT = (
+    "Công văn 2539/UBND-SNV ngày 08/5/2012 của UBND tỉnh Bà Rịa - Vũng Tàu về xây dựng kế "
+    "hoạch cải cách hành chính hằng năm và báo cáo cải cách hành chính"
+)
 
 QUARTER_ENDS_2025 = days("2025-03-31", "2025-06-30", "2025-09-30", "2025-12-31")
 
@@ -123,6 +127,25 @@ FAMILIES = [
         ISSUE,
         Combined((Annual(6, 1, before=True), Annual(11, 15, before=True), OnDemand())),
         ["2025-05-30", "2025-11-14"],
+    ),
+    (
+        "trước ngày 20/11 hàng năm",  # 19/11/2025 is a Wednesday
+        CV_2539_BRVT,
+        Annual(11, 20, before=True),
+        ["2025-11-19"],
+    ),
+    (
+        "trước ngày 25/11 hàng năm",  # 24/11/2025 is a Monday
+        CV_2539_BRVT,
+        Annual(11, 25, before=True),
+        ["2025-11-24"],
+    ),
+    # -- a day of each quarter's last month: 4/3/2025 Tue, 4/6 Wed, 4/9 Thu, 4/12 Thu
+    (
+        "trước ngày 05 tháng cuối cùng của mỗi quý",
+        CV_2539_BRVT,
+        Recurring("quarterly", before_day=5),
+        ["2025-03-04", "2025-06-04", "2025-09-04", "2025-12-04"],
     ),
     # -- open-ended starts: no due date, only a start
     ("từ năm 2025", ISSUE, Starting(d("2025-01-01"), "từ năm 2025"), []),
@@ -298,6 +321,10 @@ def test_impossible_phrases_of_these_families_say_what_is_wrong(phrase, reason):
         "Thường xuyên, linh tinh",
         "Theo ý kiến chỉ đạo",
         "Theo lộ",
+        # Công văn 2539/UBND-SNV (Bà Rịa - Vũng Tàu): "Báo cáo tháng gửi trước ngày 15 của
+        # tháng" — alone, the phrase does not say which month: refused.
+        "trước ngày 15 của tháng",
+        "trước ngày 05 tháng cuối",
     ],
 )
 def test_unknown_phrases_near_these_families_are_refused_not_guessed(phrase):
