@@ -950,15 +950,31 @@ def draft_plan(
 # ============================================================================ rendering
 
 
+# What YAML cannot hold unescaped: control characters (but tab and newline), C1 controls,
+# surrogates and the two non-characters.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
 def _q(value) -> str:
-    """A YAML scalar: null, a date, or a double-quoted string (valid YAML as JSON)."""
+    """A YAML scalar: null, a date, or a double-quoted string (JSON escapes are YAML's)."""
     if value is None:
         return "null"
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, int):
         return str(value)
-    return json.dumps(value, ensure_ascii=False)
+    return _json(value)
+
+
+def _json(value) -> str:
+    """JSON (valid YAML flow) with the characters YAML refuses escaped."""
+    text = json.dumps(value, ensure_ascii=False)
+    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _comment(text: str) -> str:
+    """Text for a YAML comment: one line, without the characters YAML refuses."""
+    return _UNPRINTABLE.sub("\ufffd", " ".join(text.split()))
 
 
 def _text(key: str, value: str | None, indent: str) -> list[str]:
@@ -966,6 +982,7 @@ def _text(key: str, value: str | None, indent: str) -> list[str]:
         return [f"{indent}{key}: null"]
     lines = value.split("\n")
     plain = all(line == line.strip() and line and "\t" not in line for line in lines)
+    plain = plain and not _UNPRINTABLE.search(value)
     if len(lines) > 1 and plain:
         return [f"{indent}{key}: |-", *(f"{indent}  {line}" for line in lines)]
     return [f"{indent}{key}: {_q(value)}"]
@@ -986,7 +1003,8 @@ def _match_comment(label: str, matches: list[Match], indent: str) -> list[str]:
         }[m.how]
         target = m.code or "?"
         out.append(
-            f"{indent}# {label}: «{m.text}» → {target} ({how}, độ tin cậy {m.confidence:.2f})"
+            f"{indent}# {label}: «{_comment(m.text)}» → {target} ({how}, độ tin cậy "
+            f"{m.confidence:.2f})"
         )
     return out
 
@@ -996,7 +1014,7 @@ def render_draft(draft: Draft) -> str:
     meta = draft.meta
     out = [
         "# BẢN NHÁP kế hoạch do `dunghan plan draft` đọc từ quyết định:",
-        f"#   {draft.source_file}",
+        f"#   {_comment(draft.source_file)}",
         "# Mỗi mục trong 'draft_problems' là một chỗ máy chưa chắc: sửa nhiệm vụ tương ứng rồi",
         "# xóa mục đó. `dunghan plan check` từ chối tệp chừng nào còn 'draft_problems'.",
         "# Nội dung, kết quả, cơ quan, thời gian được chép nguyên văn; mã cơ quan được khớp với",
@@ -1015,7 +1033,7 @@ def render_draft(draft: Draft) -> str:
             out.append(f"    fix: {_q(p.fix)}")
         out.append("")
     if draft.notes:
-        out.extend(f"# Ghi chú: {note}" for note in draft.notes)
+        out.extend(f"# Ghi chú: {_comment(note)}" for note in draft.notes)
         out.append("")
     out.append("plan:")
     for key in ("code", "title", "decision", "issuer", "signer", "signed", "effective", "year"):
@@ -1051,7 +1069,7 @@ def render_draft(draft: Draft) -> str:
             out.extend(_text("coordinating_text", o.coordinating_text, "    "))
         out.extend(_text("timing", o.timing, "    "))
         if o.rule is not None:
-            out.append(f"    rule: {json.dumps(o.rule, ensure_ascii=False)}")
+            out.append(f"    rule: {_json(o.rule)}")
         else:
             out.append("    # rule: (không đọc được thời hạn — xem draft_problems)")
         out.append(f"    source: {_q(o.source)}")

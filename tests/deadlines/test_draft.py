@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 from docx import Document
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from deadlines.agencies import load_registry
 from deadlines.agency_match import load_other_names
 from deadlines.datafile import DataFileError
-from deadlines.decision import DecisionError, read_decision
+from deadlines.decision import Decision, DecisionError, read_decision
 from deadlines.draft import draft_plan, render_draft
 from deadlines.plan import load_plan
 from plans import PLANS_DIR
@@ -423,3 +425,41 @@ def test_the_rendered_yaml_keeps_every_verbatim_text(seed_draft):
             o.timing,
             o.lead_text,
         )
+
+
+# ---------------------------------------------------------------------------------- fuzz
+
+SEED_LINES = SEED.read_text(encoding="utf-8").split("\n")
+REGISTRY = load_registry()
+NAMES = load_other_names(registry=REGISTRY)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_mangled_decision_gives_a_draft_or_a_clear_refusal(data):
+    """Lines of the seed deleted, repeated, swapped or replaced by noise: the drafter writes
+    a draft whose YAML loads, or refuses with a DecisionError; it never crashes."""
+    lines = list(SEED_LINES)
+    for _ in range(data.draw(st.integers(0, 12))):
+        at = data.draw(st.integers(0, len(lines) - 1))
+        action = data.draw(st.sampled_from(["delete", "repeat", "swap", "noise"]))
+        if action == "delete" and len(lines) > 1:
+            del lines[at]
+        elif action == "repeat":
+            lines.insert(at, lines[at])
+        elif action == "swap":
+            other = data.draw(st.integers(0, len(lines) - 1))
+            lines[at], lines[other] = lines[other], lines[at]
+        else:
+            lines[at] = data.draw(
+                st.sampled_from(["", "- ", "IV", "7", "PHỤ LỤC", "STT", "[2] ghi chú", "Quí V"])
+                | st.text(max_size=30)
+            )
+    decision = Decision("mangled.txt", tuple(lines))
+    try:
+        result = draft_plan(decision, REGISTRY, NAMES)
+    except DecisionError as exc:
+        assert str(exc)
+        return
+    data_out = yaml.safe_load(render_draft(result))
+    assert len(data_out["obligations"]) == len(result.obligations)
