@@ -27,6 +27,7 @@ from flows.deployments import (
     rdate_schedules,
 )
 from flows.engine import rule_parts
+from flows.parameters import code_of
 from flows.reports.review import obligation_dues
 
 D = date.fromisoformat
@@ -45,7 +46,7 @@ def deployments(ref):
 
 
 def by_number(deployments, number: str):
-    return next(d for d in deployments if d.parameters.get("number") == number)
+    return next(d for d in deployments if code_of(d.parameters.get("number")) == number)
 
 
 def run_times(deployment) -> list[datetime]:
@@ -54,8 +55,9 @@ def run_times(deployment) -> list[datetime]:
 
 def test_every_obligation_has_one_deployment_named_by_number_and_title(ref, deployments):
     obligations = [d for d in deployments if d.flow_name == "obligation"]
+    # The obligation's number as its dropdown shows it; the flow reads the code before " — ".
     assert [d.parameters for d in obligations] == [
-        {"number": ob.number} for ob in ref.plan.obligations
+        {"number": f"{ob.number} — {ob.title}"} for ob in ref.plan.obligations
     ]
     names = [d.name for d in deployments]
     assert len(set(names)) == len(names)
@@ -112,7 +114,7 @@ def test_event_obligations_are_triggered_by_the_recorded_event(deployments):
     assert by_number(deployments, "II.1b").schedules == []
     # "Sau khi nhận được phản ánh, kiến nghị": no due date to compute, so nothing to run.
     assert by_number(deployments, "VI.2").triggers == []
-    triggered = {d.parameters["number"] for d in deployments if d.triggers}
+    triggered = {code_of(d.parameters["number"]) for d in deployments if d.triggers}
     assert triggered == {"II.1a", "II.1b", "II.2", "II.3", "B.III.2.b.2"}
 
 
@@ -187,7 +189,7 @@ def test_a_new_plan_gives_a_new_set(ref, tmp_path):
     assert changed != source
     path = tmp_path / "plan.yaml"
     path.write_text(changed, encoding="utf-8")
-    other = type(ref)(plan=load_plan(path), cal=ref.cal, ladder=ref.ladder)
+    other = type(ref)(registry=ref.registry, plan=load_plan(path), cal=ref.cal, ladder=ref.ladder)
     names = {d.name for d in build_deployments(other)}
     assert "X.2 Báo cáo cải cách TTHC hằng tháng" in names
     assert "X.2 Báo cáo công tác cải cách TTHC hằng tháng" not in names
@@ -202,7 +204,8 @@ def test_deployments_register_with_their_schedules_and_triggers(deployments):
     ids = {d.name: d.apply() for d in chosen}
     with get_client(sync_client=True) as client:
         x2 = client.read_deployment(ids[chosen[0].name])
-        assert x2.tags == chosen[0].tags and x2.parameters == {"number": "X.2"}
+        assert x2.tags == chosen[0].tags
+        assert x2.parameters == {"number": "X.2 — Báo cáo công tác cải cách TTHC hằng tháng"}
         assert [s.schedule.rrule for s in x2.schedules] == [
             s.schedule.rrule for s in chosen[0].schedules
         ]
