@@ -24,8 +24,9 @@ from flows.parameters import (
     check_day,
     today_in_vietnam,
 )
-from flows.reports.artifacts import publish_sweep
+from flows.reports.artifacts import publish_plan_status, publish_sweep
 from flows.reports.review import overdue_by_agency
+from flows.reports.status import plan_status
 from flows.states import day_off
 from flows.steps import (
     REFUSALS,
@@ -76,7 +77,10 @@ def daily_sweep(
 
 @database_step("report")
 def report(ctx: EngineContext, result: SweepResult, agencies: Sequence[str] | None) -> None:
-    """A markdown summary and a table of overdue items per agency; on a day off, only
-    the summary saying why (the last table of overdue items stays the latest)."""
+    """A markdown summary and a table of overdue items per agency, and after a sweep of
+    the whole province the plan's status; on a day off, only the summary saying why (the
+    last table of overdue items stays the latest)."""
     overdue = [] if result.skipped_reason else overdue_by_agency(ctx, result.run_date, agencies)
     publish_sweep(ctx, result, overdue, agencies)
+    if not result.skipped_reason and agencies is None:
+        publish_plan_status(ctx, plan_status(ctx, result.run_date), overdue_table=False)

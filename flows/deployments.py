@@ -40,6 +40,7 @@ from flows.engine import LADDER_ENV, PLAN_ENV, REGISTRY_ENV, plan_event_types, r
 from flows.obligation import obligation_flow
 from flows.outbox_flow import deliver_outbox
 from flows.parameters import TIMEZONE, choice_lists, described_schema, label
+from flows.plan_status import plan_status_flow
 from flows.reports.review import obligation_dues, obligation_section
 from flows.reports.scorecard import report_days
 from flows.scorecard import monthly_scorecard
@@ -65,6 +66,7 @@ assert set(NAME_REPLACEMENTS) == set(BANNED_CHARACTERS)
 DAILY_SWEEP_NAME = "Quét hạn hằng ngày"
 SCORECARD_NAME = "Bảng đánh giá hằng tháng"
 OUTBOX_NAME = "Gửi thư trong hàng đợi"
+STATUS_NAME = "Tình hình kế hoạch"
 ADMIN_DEPLOYMENTS = (
     (record_event_flow, "Ghi nhận sự kiện"),
     (complete_item_flow, "Ghi nhận hoàn thành"),
@@ -76,6 +78,7 @@ FLOWS: tuple[Flow, ...] = (
     daily_sweep,
     monthly_scorecard,
     deliver_outbox,
+    plan_status_flow,
     *(f for f, _ in ADMIN_DEPLOYMENTS),
 )
 
@@ -210,7 +213,8 @@ def with_typed_parameters(
 
 def build_deployments(ref: Reference) -> list[RunnerDeployment]:
     """The full set: every obligation of the plan, the daily sweep, the monthly scorecard
-    (on the third working day of each month), the admin flows."""
+    (on the third working day of each month), the outbox delivery, the plan's status (run
+    when serving starts), the admin flows."""
     deployments = [obligation_deployment(ref, ob) for ob in ref.plan.obligations]
     deployments.append(
         daily_sweep.to_deployment(
@@ -234,6 +238,11 @@ def build_deployments(ref: Reference) -> list[RunnerDeployment]:
             tags=["mail"],
             schedules=[Cron(OUTBOX_CRON, timezone=TIMEZONE)],
             enforce_parameter_schema=False,
+        )
+    )
+    deployments.append(
+        plan_status_flow.to_deployment(
+            name=STATUS_NAME, tags=["report"], enforce_parameter_schema=False
         )
     )
     deployments += [

@@ -33,6 +33,7 @@ HOST = "127.0.0.1"
 DEFAULT_PORT = 4200
 HOME_ENV = "PREFECT_HOME"
 API_ENV = "PREFECT_API_URL"
+UI_API_ENV = "PREFECT_UI_API_URL"
 DEFAULT_HOME = Path("var/prefect")
 LOG_NAME = "server.log"
 
@@ -111,7 +112,13 @@ def local_server(port: int, home: Path) -> Iterator[LocalServer]:
         log_path.open("ab") as log,
         child_process(
             [*command, "--port", str(port)],
-            {**os.environ, HOME_ENV: str(home), **SERVER_SETTINGS},
+            {
+                **os.environ,
+                HOME_ENV: str(home),
+                **SERVER_SETTINGS,
+                # The UI's pages call the API at this address (else at port 4200).
+                UI_API_ENV: f"http://{HOST}:{port}/api",
+            },
             SERVER_STOP_SECONDS,
             signal.SIGTERM,
             output=log,

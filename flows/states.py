@@ -25,15 +25,13 @@ from datetime import date
 from prefect.states import Completed, Failed, State
 
 from flows.reports.review import ItemView
+from flows.reports.status import NAMED_AGENCIES
 from models.tables import ItemStatus
 
 ON_TIME = "Đúng hạn"
 LATE = "Quá hạn"
 DAY_OFF = "Ngày nghỉ"
 REFUSED = "Từ chối"
-
-# Agencies named in a late run's message; the rest are counted.
-NAMED_AGENCIES = 8
 
 
 class Overdue(Exception):
