@@ -19,12 +19,15 @@ from flows.cli.calendar import fail, parse_day
 from flows.cli.engine import DateOption, open_context, user_errors
 from flows.local_server import (
     DEFAULT_PORT,
+    WAIT_ENV,
     LocalServer,
     LocalServerError,
     first_to_exit,
     local_server,
     prefect_home,
     served,
+    wait_for_api,
+    wait_until_healthy,
 )
 from flows.parameters import today_in_vietnam
 from flows.reports.artifacts import (
@@ -104,6 +107,10 @@ def serve_deployments(limit: int, keep_stale: bool) -> None:
 
     with user_errors():
         deployments = build_deployments(load_reference())
+    if wait := os.environ.get(WAIT_ENV):
+        api_url = Settings().api.url
+        if not wait_for_api(api_url, float(wait)):
+            raise fail(f"Prefect API {api_url} không trả lời sau {wait} giây.", code=3)
     if not keep_stale:
         for name in prune_stale(deployments):
             typer.echo(f"Đã xóa deployment không còn trong kế hoạch: {name}")
@@ -134,10 +141,12 @@ def serve_with_local_server(port: int, limit: int, keep_stale: bool) -> None:
     typer.echo(f"Khởi động máy chủ Prefect cục bộ (dữ liệu: {home})…")
     code = 0
     try:
-        with local_server(port, home) as server:
-            typer.echo(f"Giao diện Prefect: {server.url}  (nhật ký máy chủ: {server.log})")
+        with local_server(port, home, wait=False) as server:
             options = ["--limit", str(limit), *(["--keep-stale"] if keep_stale else [])]
+            # Serving loads the plan and builds the deployments while the server starts.
             with served(server, options) as serving:
+                wait_until_healthy(server)
+                typer.echo(f"Giao diện Prefect: {server.url}  (nhật ký máy chủ: {server.log})")
                 code = wait_until_stopped(serving, server)
     except LocalServerError as exc:
         raise fail(str(exc), code=3) from None
