@@ -233,3 +233,57 @@ def test_serving_a_new_plan_removes_the_deployments_it_dropped(ref, deployments)
     with get_client(sync_client=True) as client:
         assert client.read_deployment_by_name(f"obligation/{x2.name}").name == x2.name
     assert prune_stale([x2]) == []
+
+
+# ------------------------------------------------------------ typed parameters
+
+
+def schema_of(deployments, flow_name: str) -> dict:
+    deployment = next(d for d in deployments if d.flow_name == flow_name)
+    return deployment._parameter_openapi_schema.model_dump()["properties"]
+
+
+def test_every_parameter_has_a_vietnamese_description_and_a_type(deployments):
+    for deployment in deployments:
+        for name, spec in deployment._parameter_openapi_schema.model_dump()["properties"].items():
+            assert spec.get("description"), f"{deployment.name}: {name}"
+            assert "type" in spec or "anyOf" in spec, f"{deployment.name}: {name}"
+        assert deployment.enforce_parameter_schema is False
+
+
+def test_dates_are_dates_and_codes_are_chosen_from_the_registry_and_the_plan(ref, deployments):
+    inspect = schema_of(deployments, "inspect")
+    assert inspect["from_date"]["format"] == "date" and inspect["from_date"]["type"] == "string"
+    assert {"format": "date", "type": "string"} in inspect["date"]["anyOf"]
+    agencies = [f"{a.code} — {a.name}" for a in ref.registry.agencies.values()]
+    assert inspect["agency"]["enum"] == agencies
+    assert "SO-TP — Sở Tư pháp tỉnh Nghệ An" in agencies
+    assert inspect["agency"]["description"] == "Cơ quan được kiểm tra (mã — tên)."
+    (section,) = [o for o in inspect["section"]["anyOf"] if o.get("type") == "string"]
+    assert "X — Chế độ báo cáo công tác kiểm soát TTHC và cải cách TTHC" in section["enum"]
+    assert "B.III — NHỮNG NHIỆM VỤ TRỌNG TÂM" in section["enum"]
+    assert len(section["enum"]) == len(ref.plan.sections)
+    sweep = schema_of(deployments, "daily-sweep")
+    (listed,) = [o for o in sweep["agencies"]["anyOf"] if o.get("type") == "array"]
+    assert listed["items"]["enum"] == agencies
+    assert sweep["force"]["type"] == "boolean"
+    obligation = schema_of(deployments, "obligation")
+    assert obligation["number"]["enum"] == [
+        f"{ob.number} — {ob.title}" for ob in ref.plan.obligations
+    ]
+    event = schema_of(deployments, "record-event")
+    assert (
+        f"{CODE_II_1B} — nhận được Quyết định công bố TTHC của bộ trưởng các Bộ, ngành Trung ương"
+        in event["event_code"]["enum"]
+    )
+    assert schema_of(deployments, "complete-item")["item_id"]["type"] == "integer"
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_the_registered_schema_is_the_typed_one(deployments):
+    inspect = next(d for d in deployments if d.flow_name == "inspect")
+    deployment_id = inspect.apply()
+    with get_client(sync_client=True) as client:
+        stored = client.read_deployment(deployment_id).parameter_openapi_schema
+    assert stored["properties"]["agency"]["enum"][0].count(" — ") == 1
+    assert stored["properties"]["from_date"]["description"] == "Xét các việc có hạn từ ngày này."

@@ -452,13 +452,29 @@ def sqlite_env(tmp_path, monkeypatch):
             "Không có mục 'Z' trong kế hoạch",
         ),
         (recompute_flow, {"date": "hôm qua"}, "Tham số date không hợp lệ"),
+        (
+            complete_item_flow,
+            {"item_id": "bốn mươi hai", "evidence": "CV 1"},
+            "Tham số item_id không hợp lệ: 'bốn mươi hai'. Cần một số nguyên, ví dụ 42.",
+        ),
+        (
+            inspect_flow,
+            {"agency": "SO-TP", "from_date": "", "to_date": "31/12/2025"},
+            "Tham số from_date không hợp lệ: ''. Cần ngày dạng YYYY-MM-DD, ví dụ 2025-03-24.\n"
+            "Tham số to_date không hợp lệ: '31/12/2025'.",
+        ),
+        (
+            daily_sweep,
+            {"date": "2025-04-02", "agencies": "SO-TP — Sở Tư pháp tỉnh Nghệ An"},
+            "Tham số agencies không hợp lệ",
+        ),
     ],
 )
 def test_a_bad_parameter_fails_the_run_with_a_message_not_a_traceback(
     sqlite_env, flow, parameters, message
 ):
     state = flow(**parameters, return_state=True)
-    assert state.is_failed()
+    assert state.is_failed() and state.name == "Từ chối"
     assert message in state.message
     logs = log_messages(state)
     assert any(message in line for line in logs)
