@@ -824,8 +824,12 @@ class EventResult:
 
 def event_types(ctx: EngineContext) -> dict[str, tuple[str, list[str]]]:
     """The events the plan waits for: code -> (description, obligation numbers)."""
+    return plan_event_types(ctx.plan)
+
+
+def plan_event_types(plan: Plan) -> dict[str, tuple[str, list[str]]]:
     out: dict[str, tuple[str, list[str]]] = {}
-    for ob in ctx.plan.obligations:
+    for ob in plan.obligations:
         for part in rule_parts(ob.rule):
             if part.kind == "after_event":
                 desc, numbers = out.get(part.event_code, (part.event, []))
