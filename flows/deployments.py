@@ -29,17 +29,18 @@ from prefect.events import DeploymentEventTrigger
 from prefect.schedules import Cron, Schedule
 from prefect.types.names import BANNED_CHARACTERS
 
-from deadlines.agencies import load_registry
+from deadlines.agencies import Registry, load_registry
 from deadlines.calendar import WorkCalendar
 from deadlines.ladder import Ladder, load_ladder
 from deadlines.plan import Obligation as PlanObligation
-from deadlines.plan import Plan, load_plan
+from deadlines.plan import Plan, load_plan, rule_parts
 from flows.admin import complete_item_flow, inspect_flow, recompute_flow, record_event_flow
 from flows.daily_sweep import daily_sweep
-from flows.engine import LADDER_ENV, PLAN_ENV, REGISTRY_ENV, rule_parts
+from flows.engine import LADDER_ENV, PLAN_ENV, REGISTRY_ENV, plan_event_types
 from flows.obligation import obligation_flow
 from flows.outbox_flow import deliver_outbox
-from flows.parameters import TIMEZONE
+from flows.parameters import TIMEZONE, choice_lists, described_schema, label
+from flows.plan_status import plan_status_flow
 from flows.reports.review import obligation_dues, obligation_section
 from flows.reports.scorecard import report_days
 from flows.scorecard import monthly_scorecard
@@ -65,6 +66,7 @@ assert set(NAME_REPLACEMENTS) == set(BANNED_CHARACTERS)
 DAILY_SWEEP_NAME = "Quét hạn hằng ngày"
 SCORECARD_NAME = "Bảng đánh giá hằng tháng"
 OUTBOX_NAME = "Gửi thư trong hàng đợi"
+STATUS_NAME = "Tình hình kế hoạch"
 ADMIN_DEPLOYMENTS = (
     (record_event_flow, "Ghi nhận sự kiện"),
     (complete_item_flow, "Ghi nhận hoàn thành"),
@@ -76,17 +78,26 @@ FLOWS: tuple[Flow, ...] = (
     daily_sweep,
     monthly_scorecard,
     deliver_outbox,
+    plan_status_flow,
     *(f for f, _ in ADMIN_DEPLOYMENTS),
 )
 
 
 @dataclass(frozen=True)
 class Reference:
-    """What the deployments are built from: the plan, the calendar, the ladder."""
+    """What the deployments are built from: the registry, the plan, the calendar, the
+    ladder."""
 
+    registry: Registry
     plan: Plan
     cal: WorkCalendar
     ladder: Ladder
+
+    @property
+    def choices(self) -> dict[str, list[str]]:
+        """The dropdowns of the flows' parameters: agencies, sections, obligations, events."""
+        events = {code: name for code, (name, _) in plan_event_types(self.plan).items()}
+        return choice_lists(self.registry, self.plan, events)
 
 
 def load_reference() -> Reference:
@@ -95,6 +106,7 @@ def load_reference() -> Reference:
     `DUNGHAN_CALENDAR_OVERRIDES`, else the shipped ones), without opening the database."""
     registry = load_registry(os.environ.get(REGISTRY_ENV) or None)
     return Reference(
+        registry=registry,
         plan=load_plan(os.environ.get(PLAN_ENV) or None, registry=registry),
         cal=WorkCalendar.from_settings(),
         ladder=load_ladder(os.environ.get(LADDER_ENV) or None),
@@ -170,11 +182,30 @@ def obligation_deployment(ref: Reference, ob: PlanObligation) -> RunnerDeploymen
     return obligation_flow.to_deployment(
         name=deployment_name(ob),
         description=obligation_description(ref, ob),
-        parameters={"number": ob.number},
+        parameters={"number": label(ob.number, ob.title)},
         tags=obligation_tags(ob),
         schedules=rdate_schedules(schedule_days(ref, ob)),
         triggers=obligation_triggers(ob),
+        enforce_parameter_schema=False,
     )
+
+
+def with_typed_parameters(
+    deployment: RunnerDeployment, choices: dict[str, list[str]]
+) -> RunnerDeployment:
+    """The deployment's parameter schema with the Vietnamese descriptions and the
+    dropdowns of the loaded registry and plan (Prefect's own schema has neither).
+
+    The API does not check parameters against this schema (`enforce_parameter_schema`
+    off): the flows validate their own and refuse in Vietnamese, and accept a code
+    ("SO-TP") as well as a dropdown's label ("SO-TP — Sở Tư pháp"), as automations and
+    event triggers pass codes."""
+    flow = next(f for f in FLOWS if f.name == deployment.flow_name)
+    schema = deployment._parameter_openapi_schema
+    deployment._parameter_openapi_schema = type(schema)(
+        **described_schema(flow.fn, schema.model_dump(), choices)
+    )
+    return deployment
 
 
 # -------------------------------------------------------------------- all of them
@@ -182,13 +213,15 @@ def obligation_deployment(ref: Reference, ob: PlanObligation) -> RunnerDeploymen
 
 def build_deployments(ref: Reference) -> list[RunnerDeployment]:
     """The full set: every obligation of the plan, the daily sweep, the monthly scorecard
-    (on the third working day of each month), the admin flows."""
+    (on the third working day of each month), the outbox delivery, the plan's status (run
+    when serving starts), the admin flows."""
     deployments = [obligation_deployment(ref, ob) for ob in ref.plan.obligations]
     deployments.append(
         daily_sweep.to_deployment(
             name=DAILY_SWEEP_NAME,
             tags=["sweep"],
             schedules=[Cron(DAILY_SWEEP_CRON, timezone=TIMEZONE)],
+            enforce_parameter_schema=False,
         )
     )
     deployments.append(
@@ -196,6 +229,7 @@ def build_deployments(ref: Reference) -> list[RunnerDeployment]:
             name=SCORECARD_NAME,
             tags=["report"],
             schedules=rdate_schedules(report_days(ref.cal, ref.plan.meta.year)),
+            enforce_parameter_schema=False,
         )
     )
     deployments.append(
@@ -203,12 +237,20 @@ def build_deployments(ref: Reference) -> list[RunnerDeployment]:
             name=OUTBOX_NAME,
             tags=["mail"],
             schedules=[Cron(OUTBOX_CRON, timezone=TIMEZONE)],
+            enforce_parameter_schema=False,
+        )
+    )
+    deployments.append(
+        plan_status_flow.to_deployment(
+            name=STATUS_NAME, tags=["report"], enforce_parameter_schema=False
         )
     )
     deployments += [
-        flow.to_deployment(name=name, tags=["admin"]) for flow, name in ADMIN_DEPLOYMENTS
+        flow.to_deployment(name=name, tags=["admin"], enforce_parameter_schema=False)
+        for flow, name in ADMIN_DEPLOYMENTS
     ]
-    return deployments
+    choices = ref.choices
+    return [with_typed_parameters(d, choices) for d in deployments]
 
 
 def entrypoint(flow: Flow) -> str:
@@ -235,6 +277,7 @@ def deployment_spec(deployment: RunnerDeployment) -> dict:
         "description": deployment.description,
         "tags": list(deployment.tags),
         "parameters": dict(deployment.parameters),
+        "enforce_parameter_schema": deployment.enforce_parameter_schema,
         "schedules": [schedule_spec(s.schedule) for s in deployment.schedules or []],
         "work_pool": {"name": WORK_POOL},
     }

@@ -89,6 +89,9 @@ class Event(SQLModel, table=True):
     occurred_on: date
     document: str = Field(default="", max_length=200)
     description: str = ""
+    # The function (lĩnh vực) the event's work belongs to, e.g. "bao-tro-xa-hoi": its
+    # items follow that function if it moves to another agency (plans/agencies.yaml).
+    function_code: str | None = Field(default=None, max_length=64)
     recorded_at: datetime
     recorded_by: str = Field(default="system", max_length=64)
 
