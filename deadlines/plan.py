@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from deadlines.agencies import Registry, load_registry
-from deadlines.datafile import FieldReader, LineDict, load_yaml
+from deadlines.datafile import FieldReader, LineDict, load_yaml, load_yaml_text
 from deadlines.phrases import PhraseError, parse_timing
 from deadlines.rules import Rule
 from plans import PLANS_DIR
@@ -49,6 +49,11 @@ class PlanMeta:
     signer: str | None = None
     effective: date | None = None
     notes: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """How officials name the plan: "Kế hoạch năm 2025 (Quyết định 384/QĐ-UBND)"."""
+        return f"Kế hoạch năm {self.year} (Quyết định {self.decision})"
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,12 @@ def load_plan(path: str | Path | None = None, registry: Registry | None = None) 
     if registry is None:
         registry = load_registry()
     return _PlanReader(str(path), registry).read(data)
+
+
+def parse_plan(text: str, name: str, registry: Registry | None = None) -> Plan:
+    """A plan from its file's text (as stored when it was loaded); `name` stands for the
+    file in error messages."""
+    return _PlanReader(name, registry or load_registry()).read(load_yaml_text(text, name))
 
 
 # ------------------------------------------------------------------------------- reading

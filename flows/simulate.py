@@ -60,7 +60,6 @@ def simulate(ctx: EngineContext, start: date, end: date, seed: int = 2025) -> Si
     result = SimulationResult(start, end)
     rng = random.Random(seed)
     kinds = sorted(event_types(ctx).items())
-    leads = {number: ob.lead for number, ob in ((o.number, o) for o in ctx.plan.obligations)}
     planned: dict[int, date] = {}
     day = start
     while day <= end:
@@ -68,8 +67,12 @@ def simulate(ctx: EngineContext, start: date, end: date, seed: int = 2025) -> Si
         if ctx.cal.is_working_day(day):
             result.working_days += 1
             if kinds and rng.random() < EVENTS_PER_MONTH / 21:
-                code, (_, numbers) = rng.choice(kinds)
-                owners = ctx.responsible(leads[numbers[0]], day)
+                code, (_, refs) = rng.choice(kinds)
+                waiting = [r for r in refs if ctx.in_force(ctx.plans[r.plan], day)]
+                owners = []  # none when no plan in force that day waits for the event
+                if waiting:
+                    ob = ctx.obligation(waiting[0].number, waiting[0].plan)
+                    owners = ctx.responsible(ob.lead, day)
                 if owners:
                     record_event(
                         ctx,
@@ -102,10 +105,11 @@ def _complete_due_work(ctx, today, seed, planned: dict[int, date], result) -> No
             ).where(DeadlineItem.status == ItemStatus.OPEN)
         ).all()
         finished: list[tuple[int, date, str]] = []
-        number_of = {oid: number for number, oid in ctx.obligation_ids.items()}
+        number_of = {oid: ref for ref, oid in ctx.obligation_ids.items()}
         for item_id, due, obligation_id, agency_code, period_key in open_items:
             if item_id not in planned:
-                key = f"{number_of[obligation_id]}:{agency_code}:{period_key}"
+                plan, number = number_of.get(obligation_id, ("", str(obligation_id)))
+                key = f"{plan}:{number}:{agency_code}:{period_key}"
                 offset = planned_offset(seed, key)
                 planned[item_id] = ctx.cal.add_working_days(due, offset) if offset else due
             if planned[item_id] <= today:
