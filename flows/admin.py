@@ -14,8 +14,8 @@ from prefect.events import emit_event
 from sqlalchemy import select
 
 from flows import engine
-from flows.engine import CompletionResult, EngineContext, EventResult
-from flows.parameters import ParameterError, check_day, check_range, check_section, parse_day
+from flows.engine import CompletionResult, EngineContext, EventResult, ObligationRef
+from flows.parameters import ParameterError, check_day, check_range, parse_day
 from flows.reports.artifacts import (
     event_markdown,
     inspection_lines,
@@ -66,7 +66,7 @@ def record_event_flow(
             return {
                 "event_id": result.event_id,
                 "already_recorded": result.already_recorded,
-                "obligations": result.obligations,
+                "obligations": [list(ref) for ref in result.obligations],
                 "created_items": result.created_items,
             }
     except REFUSALS as refused:
@@ -134,22 +134,26 @@ def announce_event(
         ]
         + [
             {
-                "prefect.resource.id": f"dunghan.obligation.{number}",
+                "prefect.resource.id": f"dunghan.obligation.{ref.plan}.{ref.number}",
                 "prefect.resource.role": "obligation",
-                "prefect.resource.name": f"{number} {ctx.obligation(number).title}",
+                "prefect.resource.name": f"{ref.number} {obligation_title(ctx, ref)}",
             }
-            for number in result.obligations
+            for ref in result.obligations
         ],
         payload={
             "occurred_on": occurred_on.isoformat(),
             "document": document,
-            "obligations": result.obligations,
+            "obligations": [list(ref) for ref in result.obligations],
             "items": [
                 {"id": item_id, "agency": code, "due": due.isoformat()}
                 for item_id, code, due in items
             ],
         },
     )
+
+
+def obligation_title(ctx: EngineContext, ref: ObligationRef) -> str:
+    return ctx.obligation(ref.number, ref.plan).title
 
 
 # ------------------------------------------------------------------ complete item
@@ -211,18 +215,19 @@ def inspect_flow(
     to_date: str,
     section: str | None = None,
     date: str | None = None,
+    plan: str | None = None,
 ) -> dict:
     """A compliance report for `agency` on the items due from `from_date` to `to_date`
-    (YYYY-MM-DD), in plan `section` (e.g. "X", "B.III"; default all), as of `date`
-    (default today): a markdown artifact and an HTML file under var/reports/."""
+    (YYYY-MM-DD) of plan `plan` (its code; default every loaded plan), in its `section`
+    (e.g. "X", "B.III"; default all), as of `date` (default today): a markdown artifact
+    and an HTML file under var/reports/."""
     try:
         start, end = parse_day(from_date, "from_date"), parse_day(to_date, "to_date")
         as_of = parse_day(date, "date")
         check_range(start, end)
         with opened_engine() as ctx:
             agency = ctx.agency(agency).code
-            section = check_section(ctx.plan, section)
-            report = inspect(ctx, agency, start, end, as_of, section)
+            report = inspect(ctx, agency, start, end, as_of, section, plan)
             path = write_inspection_html(report, reports_dir())
             publish_inspection(report, path)
             logger = get_run_logger()
@@ -235,9 +240,15 @@ def inspect_flow(
 
 @database_step("read the agency's items")
 def inspect(
-    ctx: EngineContext, agency: str, start: Date, end: Date, as_of: Date, section: str | None
+    ctx: EngineContext,
+    agency: str,
+    start: Date,
+    end: Date,
+    as_of: Date,
+    section: str | None,
+    plan: str | None = None,
 ) -> ComplianceReport:
-    return compliance_report(ctx, agency, start, end, as_of, section)
+    return compliance_report(ctx, agency, start, end, as_of, section, plan)
 
 
 # ---------------------------------------------------------------------- recompute

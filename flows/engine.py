@@ -45,6 +45,7 @@ from models.tables import (
 from models.tables import Plan as PlanRow
 from notifications import compose
 from notifications.outbox import store_messages
+from plans import PLANS_DIR
 
 DATE_RULE_KINDS = ("fixed", "period", "recurring")
 PLAN_ENV, REGISTRY_ENV, LADDER_ENV = (
@@ -137,7 +138,7 @@ class EngineContext:
                 plan = parse_plan(text, str(path), self.registry)
                 missing = {code for code, document in stored if document is None}
                 if not stored or plan.meta.code in missing:
-                    store_plan(session, plan, text, str(path))
+                    store_plan(session, plan, text, shown_path(path))
             self.read_plans(session)
 
     def read_plans(self, session: Session) -> None:
@@ -280,6 +281,14 @@ class EngineContext:
 
 def _has(plan: Plan, number: str) -> bool:
     return any(ob.number == number for ob in plan.obligations)
+
+
+def shown_path(path: str | Path) -> str:
+    """A plan file's path as recorded: relative to the project for the shipped plans."""
+    try:
+        return Path(path).resolve().relative_to(PLANS_DIR.parent).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def read_plan_text(path: str | Path) -> str:

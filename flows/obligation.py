@@ -30,7 +30,8 @@ from flows.steps import (
 
 def run_name() -> str:
     parameters = flow_run.parameters
-    return f"{parameters['number']} — {parameters.get('date') or 'hôm nay'}"
+    plan = f" ({parameters['plan']})" if parameters.get("plan") else ""
+    return f"{parameters['number']}{plan} — {parameters.get('date') or 'hôm nay'}"
 
 
 @flow(
@@ -38,27 +39,32 @@ def run_name() -> str:
     flow_run_name=run_name,
     description="Một nhiệm vụ của kế hoạch: tạo việc, xét bậc đôn đốc, gửi thông báo, báo cáo.",
 )
-def obligation_flow(number: str, date: str | None = None, force: bool = False) -> dict:
-    """Evaluate one obligation of the plan on `date` (YYYY-MM-DD, default today).
+def obligation_flow(
+    number: str, date: str | None = None, force: bool = False, plan: str | None = None
+) -> dict:
+    """Evaluate obligation `number` of plan `plan` (its code; needed only when several
+    loaded plans have that number) on `date` (YYYY-MM-DD, default today).
 
     On a day off nothing is evaluated unless `force` is set.
     """
     try:
         today = parse_day(date, "date")
         with opened_engine() as ctx:
-            ob = ctx.obligation(number)
+            ref = ctx.ref(number, plan)
+            ob = ctx.obligation(ref.number, ref.plan)
             check_day(ctx, today, "date")
-            result = sweep_deadlines(ctx, today, force=force, numbers=[ob.number])
+            result = sweep_deadlines(ctx, today, force=force, numbers=[ob.number], plan=ref.plan)
             if result.skipped_reason:
                 return {"skipped": result.skipped_reason}
             announce_escalations(ctx, today, result.escalations)
-            report_items(ctx, ob, today)
+            report_items(ctx, ref.plan, ob, today)
             return result.counts
     except REFUSALS as refused:
         return refuse(refused)
 
 
 @database_step("report")
-def report_items(ctx: EngineContext, ob: PlanObligation, today: date) -> str:
+def report_items(ctx: EngineContext, plan: str, ob: PlanObligation, today: date) -> str:
     """Publish the obligation's items (agency, due date, status, step reached)."""
-    return publish_obligation_items(ctx, ob, obligation_items(ctx, ob.number, today), today)
+    views = obligation_items(ctx, ob.number, today, plan)
+    return publish_obligation_items(ctx, ob, views, today, plan)

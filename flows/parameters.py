@@ -94,9 +94,13 @@ def check_section(plan: Plan, code: str | None) -> str | None:
     )
 
 
-def partition_label(numbers: Sequence[str] | None, agencies: Sequence[str] | None) -> str:
+def partition_label(
+    numbers: Sequence[str] | None, agencies: Sequence[str] | None, plan: str | None = None
+) -> str:
     """A short label saying which part of the work a sweep covered ('' for all of it)."""
     parts = []
+    if plan is not None:
+        parts.append(f"plan:{plan}")
     if numbers is not None:
         parts.append("obligations:" + ",".join(numbers))
     if agencies is not None:

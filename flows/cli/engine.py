@@ -30,6 +30,7 @@ from flows.engine import (
 )
 from models.db import redact, session_scope
 from models.tables import DeadlineItem, ItemStatus, Obligation
+from models.tables import Plan as PlanRow
 
 DateOption = Annotated[
     str | None, typer.Option("--date", help="Ngày chạy (YYYY-MM-DD); mặc định: hôm nay.")
@@ -59,7 +60,7 @@ def print_sweep(ctx: EngineContext, result: SweepResult) -> None:
         typer.echo(f"Ngày {day} không quét: {result.skipped_reason}")
         typer.echo("Dùng --force để quét cả ngày nghỉ.")
         return
-    typer.echo(f"Quét hạn ngày {day} — {ctx.plan.meta.title}")
+    typer.echo(f"Quét hạn ngày {day} — {'; '.join(p.meta.label for p in ctx.plans.values())}")
     typer.echo(f"  Việc mới tạo: {result.created}")
     if result.transferred:
         typer.echo(f"  Việc chuyển cho cơ quan kế thừa: {result.transferred}")
@@ -146,6 +147,12 @@ def simulate(
         typer.echo(f"  {report.summary()}")
 
 
+PlanOption = Annotated[
+    str | None,
+    typer.Option("--plan", help="Mã kế hoạch (xem `dunghan plan list`); mặc định: mọi kế hoạch."),
+]
+
+
 def items(
     agency: Annotated[str | None, typer.Option("--agency", help="Mã cơ quan.")] = None,
     status: Annotated[
@@ -153,8 +160,9 @@ def items(
         typer.Option("--status", help="open | overdue | done | done_late | waived | cancelled"),
     ] = None,
     date_: DateOption = None,
+    plan: PlanOption = None,
 ) -> None:
-    """Danh sách việc, lọc theo cơ quan và trạng thái (overdue = mở và đã quá hạn)."""
+    """Danh sách việc, lọc theo cơ quan, trạng thái (overdue = mở và đã quá hạn), kế hoạch."""
     today = parse_day(date_) if date_ else date.today()
     allowed = (*ItemStatus.ALL, "overdue")
     if status is not None and status not in allowed:
@@ -163,14 +171,21 @@ def items(
     with user_errors():
         if agency is not None:
             ctx.agency(agency)
-        query = select(
-            DeadlineItem.id,
-            Obligation.number,
-            Obligation.title,
-            DeadlineItem.agency_code,
-            DeadlineItem.due,
-            DeadlineItem.status,
-        ).join(Obligation, Obligation.id == DeadlineItem.obligation_id)
+        query = (
+            select(
+                DeadlineItem.id,
+                Obligation.number,
+                Obligation.title,
+                DeadlineItem.agency_code,
+                DeadlineItem.due,
+                DeadlineItem.status,
+                PlanRow.year,
+            )
+            .join(Obligation, Obligation.id == DeadlineItem.obligation_id)
+            .join(PlanRow, PlanRow.id == Obligation.plan_id)
+        )
+        if plan is not None:
+            query = query.where(PlanRow.code == ctx.plan_of(plan).meta.code)
         if agency is not None:
             query = query.where(DeadlineItem.agency_code == agency)
         if status == "overdue":
@@ -178,14 +193,20 @@ def items(
         elif status is not None:
             query = query.where(DeadlineItem.status == status)
         with session_scope(ctx.db) as session:
-            rows = session.execute(query.order_by(DeadlineItem.due, Obligation.number)).all()
-    typer.echo(f"{'Số':>6}  {'Mục':8}  {'Hạn':10}  {'Trạng thái':24}  {'Cơ quan':12}  Nhiệm vụ")
-    for item_id, number, title, code, due, item_status in rows:
+            rows = session.execute(
+                query.order_by(DeadlineItem.due, PlanRow.year, Obligation.number)
+            ).all()
+    typer.echo(
+        f"{'Số':>6}  {'KH':4}  {'Mục':8}  {'Hạn':10}  {'Trạng thái':24}  {'Cơ quan':12}  Nhiệm vụ"
+    )
+    for item_id, number, title, code, due, item_status, year in rows:
         state = item_status
         if item_status == ItemStatus.OPEN:
             left = working_days_left(ctx.cal, due, today)
             state = f"quá hạn {-left} ngày LV" if left < 0 else f"mở, còn {left} ngày LV"
-        typer.echo(f"{item_id:>6}  {number:8}  {due:%d/%m/%Y}  {state:24}  {code:12}  {title}")
+        typer.echo(
+            f"{item_id:>6}  {year:<4}  {number:8}  {due:%d/%m/%Y}  {state:24}  {code:12}  {title}"
+        )
     typer.echo(f"Tổng: {len(rows)} việc.")
 
 
@@ -197,8 +218,8 @@ item_app = typer.Typer(help="Thao tác trên một việc.")
 def event_types_command() -> None:
     """Các loại sự kiện kế hoạch đang chờ, và các nhiệm vụ mỗi loại khởi động."""
     ctx = open_context()
-    for code, (description, numbers) in sorted(event_types(ctx).items()):
-        typer.echo(f"{code}\n    {description}\n    Nhiệm vụ: {', '.join(numbers)}")
+    for code, (description, refs) in sorted(event_types(ctx).items()):
+        typer.echo(f"{code}\n    {description}\n    Nhiệm vụ: {', '.join(map(str, refs))}")
 
 
 @event_app.command("record")
@@ -226,7 +247,8 @@ def event_record(
         )
     else:
         typer.echo(
-            f"Đã ghi nhận sự kiện số {result.event_id}; nhiệm vụ: {', '.join(result.obligations)}."
+            f"Đã ghi nhận sự kiện số {result.event_id}; "
+            f"nhiệm vụ: {', '.join(map(str, result.obligations))}."
         )
     for item_id, code, due in rows:
         typer.echo(f"  Việc {item_id}: {ctx.agency_name(code)}, hạn {due:%d/%m/%Y}")

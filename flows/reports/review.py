@@ -508,11 +508,15 @@ def recompute_in(
     dry_run: bool,
     actor: str,
     plan: str | None = None,
+    numbers: Sequence[str] | None = None,
 ) -> RecomputeResult:
-    """`recompute` in the caller's transaction (a plan load recomputes with the rest)."""
+    """`recompute` in the caller's transaction (loading a plan recomputes the items of
+    the obligations whose timing changed: `plan`'s `numbers`)."""
     result = RecomputeResult(run_date=today, dry_run=dry_run)
     number_of = {
-        oid: ref for ref, oid in ctx.obligation_ids.items() if plan is None or ref.plan == plan
+        oid: ref
+        for ref, oid in ctx.obligation_ids.items()
+        if (plan is None or ref.plan == plan) and (numbers is None or ref.number in numbers)
     }
     rows = session.execute(
         select(
