@@ -53,7 +53,12 @@ class PlanMeta:
     @property
     def label(self) -> str:
         """How officials name the plan: "Kế hoạch năm 2025 (Quyết định 384/QĐ-UBND)"."""
-        return f"Kế hoạch năm {self.year} (Quyết định {self.decision})"
+        return plan_label(self.year, self.decision)
+
+
+def plan_label(year: int, decision: str | None) -> str:
+    """A plan's short name from its year and decision number."""
+    return f"Kế hoạch năm {year}" + (f" (Quyết định {decision})" if decision else "")
 
 
 @dataclass(frozen=True)

@@ -150,13 +150,12 @@ class EngineContext:
             .where(PlanRow.document.is_not(None))
             .order_by(PlanRow.year, PlanRow.id)
         ):
-            name = f"{source or code} (bản đã nạp của kế hoạch {code})"
-            try:
-                plans[code] = parse_plan(document, name, self.registry)
+            try:  # the stored copy of that file, as it was loaded
+                plans[code] = parse_plan(document, source or code, self.registry)
             except DataFileError as exc:
                 raise EngineError(
-                    f"Kế hoạch đã nạp {code} không còn hợp lệ với danh bạ và quy tắc hiện "
-                    f"hành; sửa tệp kế hoạch rồi nạp lại (`dunghan plan load TỆP`):\n{exc}"
+                    f"Bản đã nạp của kế hoạch {code} không còn hợp lệ với danh bạ và quy tắc "
+                    f"hiện hành; sửa tệp kế hoạch rồi nạp lại (`dunghan plan load TỆP`):\n{exc}"
                 ) from None
             if retired_on is not None:
                 retired[code] = retired_on

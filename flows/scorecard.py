@@ -34,10 +34,12 @@ from models.db import session_scope
 
 
 @database_step("measure the month")
-def measure_month(ctx: EngineContext, month: str, today: date) -> Scorecard:
+def measure_month(
+    ctx: EngineContext, month: str, today: date, plan: str | None = None
+) -> Scorecard:
     """The month's KPIs per agency, the year's on-time trend and the late list."""
     with session_scope(ctx.db) as session:
-        card = measure(ctx, session, month, today)
+        card = measure(ctx, session, month, today, plan)
     get_run_logger().info(
         "Tháng %s: %d cơ quan, %d hồ sơ, đúng hạn %s.",
         card.label,
@@ -94,17 +96,20 @@ def run_name() -> str:
     description="Bảng đánh giá giải quyết TTHC hằng tháng: chỉ số theo cơ quan so với chỉ "
     "tiêu, danh sách chậm muộn (mục V.7), báo cáo HTML gửi Văn phòng UBND tỉnh.",
 )
-def monthly_scorecard(month: str | None = None, output_dir: str | None = None) -> dict:
+def monthly_scorecard(
+    month: str | None = None, output_dir: str | None = None, plan: str | None = None
+) -> dict:
     """The scorecard of `month` (YYYY-MM; default the previous month, in Vietnam): a table
     artifact `scorecard-YYYY-MM`, the HTML report in `output_dir` (default var/reports, or
-    DUNGHAN_REPORTS_DIR) and its email to the provincial office. A rerun rewrites the
+    DUNGHAN_REPORTS_DIR) and its email to the provincial office. The targets are those of
+    plan `plan` (its code; default the plan in force in the month). A rerun rewrites the
     report and the artifact and queues no second email."""
     today = today_in_vietnam()
     try:
         wanted = check_month(month, today)
         directory = Path(output_dir) if output_dir else reports_dir()
         with opened_engine() as ctx:
-            card = measure_month(ctx, wanted, today)
+            card = measure_month(ctx, wanted, today, plan)
             path, html = write_report(card, directory)
             key = publish_table(card, path)
             recipient, queued = email_report(ctx, card, html, path)

@@ -117,6 +117,12 @@ def kpi(
     month: Annotated[str, typer.Option("--month", help="Tháng (YYYY-MM).")],
     agency: Annotated[str | None, typer.Option("--agency", help="Mã cơ quan.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="In JSON.")] = False,
+    plan: Annotated[
+        str | None,
+        typer.Option(
+            "--plan", help="Mã kế hoạch có chỉ tiêu dùng để so; mặc định: kế hoạch của tháng đó."
+        ),
+    ] = None,
 ) -> None:
     """Chỉ số một cửa của tháng theo cơ quan (Quyết định 766/QĐ-TTg), so với chỉ tiêu.
 
@@ -129,12 +135,14 @@ def kpi(
     with user_errors():
         if agency is not None:
             ctx.agency(agency)
+        first, _ = month_bounds(month)
+        chosen = ctx.plan_of(plan, on=first.date())
         with session_scope(ctx.db) as session:
             rows = kpis(session, month, agency)
     if as_json:
         typer.echo(json.dumps([{k: r[k] for k in KPI_KEYS} for r in rows], ensure_ascii=False))
         return
-    targets = {t.code: t for t in ctx.plan.kpi_targets}
+    targets = {t.code: t for t in chosen.kpi_targets}
     typer.echo(f"Chỉ số một cửa tháng {month} ({len(rows)} cơ quan)")
     typer.echo(
         f"{'Cơ quan':40} {'Hồ sơ':>7}"
@@ -153,8 +161,8 @@ def kpi(
         typer.echo(f"{name:40} {row['dossiers']:>7}" + "".join(cells))
     shown = [targets[code] for _, code in INDICATORS.values() if code in targets]
     typer.echo(
-        "Chỉ tiêu (QĐ 384/QĐ-UBND): "
-        + "; ".join(f"{t.label} {t.comparison} {t.value:.0%}" for t in shown)
+        f"Chỉ tiêu ({chosen.meta.label}): "
+        + ("; ".join(f"{t.label} {t.comparison} {t.value:.0%}" for t in shown) or "không có")
     )
 
 

@@ -545,12 +545,21 @@ def scorecard_email(
 # ----------------------------------------------------------------------- the shell
 
 
-def measure(ctx: EngineContext, session: Session, month: str, today: date) -> Scorecard:
+def scorecard_plan(ctx: EngineContext, month: str, plan: str | None = None) -> Plan:
+    """The plan whose targets a month is judged against: `plan`, else the plan in force
+    in the month (the 2026 plan for a month of 2026, once it is loaded)."""
+    first, _ = month_bounds(month)
+    return ctx.plan_of(plan, on=first.date())
+
+
+def measure(
+    ctx: EngineContext, session: Session, month: str, today: date, plan: str | None = None
+) -> Scorecard:
     """Read the month's KPIs, those of the year's earlier months, and the late list."""
     trend_rows = {each: kpis(session, each) for each in months_of_year_until(month)[:-1]}
     return build_scorecard(
         month,
-        ctx.plan,
+        scorecard_plan(ctx, month, plan),
         ctx.agency_name,
         kpis(session, month),
         trend_rows,
@@ -583,11 +592,17 @@ class ScorecardRun:
 
 
 def make_scorecard(
-    ctx: EngineContext, month: str, output_dir: Path, today: date, *, email: bool = True
+    ctx: EngineContext,
+    month: str,
+    output_dir: Path,
+    today: date,
+    *,
+    email: bool = True,
+    plan: str | None = None,
 ) -> tuple[Scorecard, ScorecardRun]:
     """The terminal's run: measure, write the report, queue its email (unless not wanted)."""
     with session_scope(ctx.db) as session:
-        card = measure(ctx, session, month, today)
+        card = measure(ctx, session, month, today, plan)
     html = report_html(card)
     path = write_report_file(output_dir, month, html)
     recipient, emailed = None, 0
