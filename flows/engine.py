@@ -1122,6 +1122,37 @@ def complete_item(
         return CompletionResult(item.id, status, item.due, completed_on, True)
 
 
+def waive_item(
+    ctx: EngineContext, item_id: int, on: date, reason: str, actor: str = "admin"
+) -> CompletionResult:
+    """Release an agency from an item (miễn thực hiện) on `on`, citing what decided it
+    (e.g. the provincial office's letter): the item closes as waived, leaves the digests
+    and the ladder, and keeps its history. Waiving it again the same way changes nothing."""
+    if not reason or not reason.strip():
+        raise EngineError("Cần ghi căn cứ miễn thực hiện (ví dụ số văn bản cho phép miễn).")
+    with session_scope(ctx.db) as session:
+        item = session.get(DeadlineItem, item_id)
+        if item is None:
+            raise EngineError(f"Không có việc số {item_id}.")
+        if item.status in ItemStatus.CLOSED:
+            same = (item.status, item.completed_on, item.evidence) == (
+                ItemStatus.WAIVED,
+                on,
+                reason.strip(),
+            )
+            if same:
+                return CompletionResult(item.id, item.status, item.due, on, False)
+            raise EngineError(
+                f"Việc số {item_id} đã đóng ({item.status}, ngày {item.completed_on}); "
+                "không ghi đè kết quả đã có."
+            )
+        item.status, item.completed_on, item.evidence = ItemStatus.WAIVED, on, reason.strip()
+        item.updated_at = utcnow()
+        session.add(item)
+        audit(session, actor, "waive_item", "deadline_item", item.id, on=on, reason=item.evidence)
+        return CompletionResult(item.id, ItemStatus.WAIVED, item.due, on, True)
+
+
 def _confirm(ctx, session, item_ids, what: str, day: date, key: str) -> None:
     by_agency: dict[str, list[compose.ItemLine]] = defaultdict(list)
     for line in item_lines(ctx, session, item_ids, day).values():

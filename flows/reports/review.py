@@ -288,7 +288,7 @@ class ComplianceReport:
     items: list[InspectedItem]
     counts: dict[str, int] = field(default_factory=dict)  # category -> items
     by_step: list[tuple[str, int]] = field(default_factory=list)  # (step name, items)
-    plan: str | None = None  # the plan's code; None: every loaded plan
+    plan: str | None = None  # the plan asked for; None: not asked (every plan, or the only)
     plans: tuple[str, ...] = ()  # the plans covered, as officials name them
 
     @property
@@ -424,7 +424,7 @@ def compliance_report(
         items=items,
         counts=counts,
         by_step=by_step,
-        plan=chosen.meta.code if chosen is not None else None,
+        plan=chosen.meta.code if chosen is not None and plan else None,
         plans=tuple(labels.values()),
     )
 
