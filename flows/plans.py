@@ -514,19 +514,15 @@ def plan_listing(ctx: EngineContext, today: date) -> list[PlanListing]:
         }
         counts: dict[str, dict[str, int]] = defaultdict(dict)
         overdue: dict[str, int] = defaultdict(int)
-        for code, status, late, count in session.execute(
-            select(
-                PlanRow.code,
-                DeadlineItem.status,
-                DeadlineItem.due < today,
-                func.count(),
-            )
+        late = (DeadlineItem.due < today).label("late")
+        for code, status, is_late, count in session.execute(
+            select(PlanRow.code, DeadlineItem.status, late, func.count())
             .join(Obligation, Obligation.plan_id == PlanRow.id)
             .join(DeadlineItem, DeadlineItem.obligation_id == Obligation.id)
-            .group_by(PlanRow.code, DeadlineItem.status, DeadlineItem.due < today)
+            .group_by(PlanRow.code, DeadlineItem.status, late)
         ):
             counts[code][status] = counts[code].get(status, 0) + count
-            if status == ItemStatus.OPEN and late:
+            if status == ItemStatus.OPEN and is_late:
                 overdue[code] += count
     return [
         PlanListing(
