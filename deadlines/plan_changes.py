@@ -2,7 +2,7 @@
 
 A province reissues or amends a plan (a decision "sửa đổi, bổ sung" the appendix); loading
 the new version must say what changed before anyone wonders why reminders moved. Pure:
-two sets of duty snapshots in, the changes out; the shell (`flows/plans.py`) takes the old
+two sets of duty snapshots in, the changes out; the shell (`flows/plan_loading.py`) takes the old
 snapshots from the store and works out what the changes do to open items.
 """
 

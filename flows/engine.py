@@ -1092,18 +1092,11 @@ def complete_item(
     if not evidence or not evidence.strip():
         raise EngineError("Cần ghi bằng chứng hoàn thành (ví dụ số văn bản).")
     with session_scope(ctx.db) as session:
-        item = session.get(DeadlineItem, item_id)
-        if item is None:
-            raise EngineError(f"Không có việc số {item_id}.")
-        status = ItemStatus.DONE if completed_on <= item.due else ItemStatus.DONE_LATE
+        done = (ItemStatus.DONE, ItemStatus.DONE_LATE)
+        item = _item_to_close(session, item_id, done, completed_on, evidence.strip())
         if item.status in ItemStatus.CLOSED:
-            same = item.completed_on == completed_on and item.evidence == evidence.strip()
-            if same:
-                return CompletionResult(item.id, item.status, item.due, completed_on, False)
-            raise EngineError(
-                f"Việc số {item_id} đã đóng ({item.status}, ngày {item.completed_on}); "
-                "không ghi đè kết quả đã có."
-            )
+            return CompletionResult(item.id, item.status, item.due, completed_on, False)
+        status = ItemStatus.DONE if completed_on <= item.due else ItemStatus.DONE_LATE
         item.status, item.completed_on, item.evidence = status, completed_on, evidence.strip()
         item.updated_at = utcnow()
         session.add(item)
@@ -1122,6 +1115,24 @@ def complete_item(
         return CompletionResult(item.id, status, item.due, completed_on, True)
 
 
+def _item_to_close(
+    session: Session, item_id: int, statuses: Sequence[str], on: date, evidence: str
+) -> DeadlineItem:
+    """The item to close: open, or already closed the same way (a repeated request, which
+    changes nothing); a different result already recorded is never overwritten."""
+    item = session.get(DeadlineItem, item_id)
+    if item is None:
+        raise EngineError(f"Không có việc số {item_id}.")
+    if item.status in ItemStatus.CLOSED and (
+        item.status not in statuses or (item.completed_on, item.evidence) != (on, evidence)
+    ):
+        raise EngineError(
+            f"Việc số {item_id} đã đóng ({item.status}, ngày {item.completed_on}); "
+            "không ghi đè kết quả đã có."
+        )
+    return item
+
+
 def waive_item(
     ctx: EngineContext, item_id: int, on: date, reason: str, actor: str = "admin"
 ) -> CompletionResult:
@@ -1131,21 +1142,9 @@ def waive_item(
     if not reason or not reason.strip():
         raise EngineError("Cần ghi căn cứ miễn thực hiện (ví dụ số văn bản cho phép miễn).")
     with session_scope(ctx.db) as session:
-        item = session.get(DeadlineItem, item_id)
-        if item is None:
-            raise EngineError(f"Không có việc số {item_id}.")
+        item = _item_to_close(session, item_id, (ItemStatus.WAIVED,), on, reason.strip())
         if item.status in ItemStatus.CLOSED:
-            same = (item.status, item.completed_on, item.evidence) == (
-                ItemStatus.WAIVED,
-                on,
-                reason.strip(),
-            )
-            if same:
-                return CompletionResult(item.id, item.status, item.due, on, False)
-            raise EngineError(
-                f"Việc số {item_id} đã đóng ({item.status}, ngày {item.completed_on}); "
-                "không ghi đè kết quả đã có."
-            )
+            return CompletionResult(item.id, item.status, item.due, on, False)
         item.status, item.completed_on, item.evidence = ItemStatus.WAIVED, on, reason.strip()
         item.updated_at = utcnow()
         session.add(item)

@@ -179,7 +179,7 @@ def load(
     (đổi hạn, hủy, tạo mới)."""
     from flows.cli.engine import open_context, user_errors
     from flows.parameters import today_in_vietnam
-    from flows.plans import load_plan_file
+    from flows.plan_loading import load_plan_file
 
     today = parse_day(date_, "--date") if date_ else today_in_vietnam()
     ctx = open_context()
@@ -195,7 +195,7 @@ def load(
 
 def load_lines(report) -> list[str]:
     """What a plan load did, as an admin reads it."""
-    from flows.plans import NEW, UNCHANGED
+    from flows.plan_loading import NEW, UNCHANGED
 
     head = f"Kế hoạch {report.code} — {report.label}"
     if report.status == UNCHANGED:
@@ -299,7 +299,7 @@ def list_plans(
     """Các kế hoạch đã nạp: mã, quyết định, thời gian thực hiện, tình trạng, số việc."""
     from flows.cli.engine import open_context, user_errors
     from flows.parameters import today_in_vietnam
-    from flows.plans import local_time, plan_listing
+    from flows.plan_loading import local_time, plan_listing
 
     today = parse_day(date_, "--date") if date_ else today_in_vietnam()
     ctx = open_context()
@@ -332,7 +332,7 @@ def retire(
     Việc đến hạn trước đó còn mở vẫn được nhắc (quá hạn) cho đến khi hoàn thành hoặc được
     miễn; kế hoạch không còn deployment nhiệm vụ."""
     from flows.cli.engine import open_context, user_errors
-    from flows.plans import retire_plan
+    from flows.plan_loading import retire_plan
 
     last_day = parse_day(on, "--on")
     ctx = open_context()

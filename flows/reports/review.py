@@ -564,19 +564,7 @@ def _recompute_event_items(ctx, number_of, rows, result: RecomputeResult, writes
                 f"Quy tắc hiện hành không còn tính hạn từ sự kiện này "
                 f"({ob.rule.describe(ctx.cal)})."
             )
-            result.orphans.append(
-                DueChange(
-                    "orphan",
-                    item_id,
-                    ob.number,
-                    code,
-                    ctx.agency_name(code),
-                    due,
-                    None,
-                    reason,
-                    ref.plan,
-                )
-            )
+            result.orphans.append(_due_change(ctx, ref, item_id, code, due, None, reason))
             continue
         if new_due == due:
             continue
@@ -584,19 +572,7 @@ def _recompute_event_items(ctx, number_of, rows, result: RecomputeResult, writes
             f"{ctx.cal.explain(due)} {ob.rule.describe(ctx.cal)}; sự kiện ngày "
             f"{occurred_on:%d/%m/%Y}."
         )
-        result.changes.append(
-            DueChange(
-                "moved",
-                item_id,
-                ob.number,
-                code,
-                ctx.agency_name(code),
-                due,
-                new_due,
-                reason,
-                ref.plan,
-            )
-        )
+        result.changes.append(_due_change(ctx, ref, item_id, code, due, new_due, reason))
         writes.append((item_id, {"due": new_due}))
 
 
@@ -617,35 +593,18 @@ def _recompute_dated_items(ctx, number_of, rows, result: RecomputeResult, writes
                 f"Quy tắc hiện hành không còn kỳ {key} ({rule}). Việc được giữ nguyên: miễn "
                 "hoặc hủy nếu không còn phải làm."
             )
-            result.orphans.append(
-                DueChange(
-                    "orphan",
-                    item_id,
-                    ob.number,
-                    code,
-                    ctx.agency_name(code),
-                    due,
-                    None,
-                    reason,
-                    ref.plan,
-                )
-            )
+            result.orphans.append(_due_change(ctx, ref, item_id, code, due, None, reason))
         elif new_due != due:
             reason = f"{ctx.cal.explain(due)} {rule}."
-            result.changes.append(
-                DueChange(
-                    "moved",
-                    item_id,
-                    ob.number,
-                    code,
-                    ctx.agency_name(code),
-                    due,
-                    new_due,
-                    reason,
-                    ref.plan,
-                )
-            )
+            result.changes.append(_due_change(ctx, ref, item_id, code, due, new_due, reason))
             writes.append((item_id, {"due": new_due}))
+
+
+def _due_change(ctx, ref, item_id: int, agency: str, due: date, new_due, reason: str) -> DueChange:
+    """A due date moved (`new_due`), or an orphan (None) left as it is."""
+    kind = "orphan" if new_due is None else "moved"
+    name = ctx.agency_name(agency)
+    return DueChange(kind, item_id, ref.number, agency, name, due, new_due, reason, ref.plan)
 
 
 def _audit(actor: str, change: DueChange) -> dict:

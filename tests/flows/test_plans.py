@@ -27,7 +27,7 @@ from flows.engine import (
     waive_item,
 )
 from flows.parameters import ParameterError
-from flows.plans import CHANGED, NEW, UNCHANGED, load_plan_file, plan_listing, retire_plan
+from flows.plan_loading import CHANGED, NEW, UNCHANGED, load_plan_file, plan_listing, retire_plan
 from flows.reports.review import compliance_report
 from models.db import MIGRATIONS, make_engine, session_scope
 from models.tables import AuditLog, DeadlineItem, Escalation, ItemStatus, Notification, Obligation

@@ -1,5 +1,6 @@
 """Loading, listing and retiring plans (kế hoạch): several at once, each with its own
-obligations, items and deployments.
+obligations, items and deployments. (Not `flows/plans.py`: Prefect runs a flow file with
+its folder on the import path, where that name would hide the `plans` data package.)
 
 load → compare with the stored version → store it → what that does to open items (due
 dates moved by a new timing, items no longer owed cancelled, items newly owed created) →
@@ -57,6 +58,10 @@ class Cancellation:
     agency_name: str
     due: date
     reason: str
+
+
+def _cancellation(ctx, item_id: int, number: str, agency: str, due: date, reason: str):
+    return Cancellation(item_id, number, agency, ctx.agency_name(agency), due, reason)
 
 
 @dataclass
@@ -175,11 +180,11 @@ def _apply(ctx, session, plan: Plan, report: LoadReport, removed_ids, today, act
         if change.changed(*LEAD_FIELDS):
             report.cancelled += _no_longer_leading(ctx, session, plan, change.number, today)
     report.cancelled += [
-        Cancellation(
+        _cancellation(
+            ctx,
             item_id,
             number,
             agency_code,
-            ctx.agency_name(agency_code),
             due,
             f"Nhiệm vụ {number} không còn trong phiên bản mới của kế hoạch {code}.",
         )
@@ -348,11 +353,11 @@ def _no_longer_leading(
         if agency_code in owed or (original is not None and original in owed):
             continue
         out.append(
-            Cancellation(
+            _cancellation(
+                ctx,
                 item_id,
                 number,
                 agency_code,
-                ctx.agency_name(agency_code),
                 due,
                 f"Theo phiên bản mới của kế hoạch {plan.meta.code}, {ctx.agency_name(agency_code)}"
                 f" không còn chủ trì nhiệm vụ {number}.",
@@ -421,7 +426,7 @@ def retire_plan(ctx: EngineContext, code: str, on: date, actor: str = "admin") -
         rows = _open_items(session, ids)
         reason = f"{plan.meta.label} thôi thực hiện sau ngày {on:%d/%m/%Y}."
         report.cancelled = [
-            Cancellation(item_id, number, agency, ctx.agency_name(agency), due, reason)
+            _cancellation(ctx, item_id, number, agency, due, reason)
             for item_id, number, agency, due in rows
             if due > on
         ]
