@@ -32,10 +32,10 @@ from prefect.types.names import BANNED_CHARACTERS
 from deadlines.calendar import WorkCalendar
 from deadlines.ladder import Ladder
 from deadlines.plan import Obligation as PlanObligation
-from deadlines.plan import Plan
+from deadlines.plan import Plan, rule_parts
 from flows.admin import complete_item_flow, inspect_flow, recompute_flow, record_event_flow
 from flows.daily_sweep import daily_sweep
-from flows.engine import EngineContext, rule_parts
+from flows.engine import EngineContext
 from flows.obligation import obligation_flow
 from flows.outbox_flow import deliver_outbox
 from flows.parameters import TIMEZONE

@@ -31,9 +31,7 @@ from flows.engine import (
     EngineError,
     ObligationRef,
     materialise,
-    occurrences,
     plan_digest,
-    plan_start,
     read_plan_text,
     shown_path,
     store_plan,
@@ -210,7 +208,7 @@ def _move_single_occurrence(
     (key and due date), rather than being cancelled and created again. Only when the new
     version has exactly one occurrence and the agency has no item of it yet."""
     ob = plan.obligation(change.number)
-    new = occurrences(plan, ctx.cal, ob)
+    new = plan.occurrences(ob, ctx.cal)
     if len(new) != 1:
         return []
     key, due = new[0]
@@ -445,7 +443,7 @@ def retire_plan(ctx: EngineContext, code: str, on: date, actor: str = "admin") -
             cancelled=len(report.cancelled),
             still_open=report.still_open,
         )
-    ctx.retired[plan.meta.code] = on
+        ctx.read_plans(session)  # from now on, this context owes nothing after `on`
     return report
 
 
@@ -537,7 +535,7 @@ def plan_listing(ctx: EngineContext, today: date) -> list[PlanListing]:
             decision=plan.meta.decision,
             year=plan.meta.year,
             province=plan.meta.province,
-            starts=plan_start(plan),
+            starts=plan.start,
             ends=ctx.plan_end(plan),
             retired_on=ctx.retired.get(code),
             state=_state(ctx, plan, today),
@@ -562,8 +560,8 @@ def local_time(moment: datetime) -> str:
 
 
 def _state(ctx: EngineContext, plan: Plan, today: date) -> str:
-    if today < plan_start(plan):
-        return f"chưa có hiệu lực (từ {plan_start(plan):%d/%m/%Y})"
+    if today < plan.start:
+        return f"chưa có hiệu lực (từ {plan.start:%d/%m/%Y})"
     if ctx.in_force(plan, today):
         return "đang thực hiện"
     retired = ctx.retired.get(plan.meta.code)

@@ -1,8 +1,8 @@
 """several plans: a loaded plan keeps its text and may be retired; obligations dropped by
 a later version of their plan are marked, not deleted
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-28 09:00:00
 
 Existing rows stay what they were: the plan row already carries its code (the 2025 plan
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
