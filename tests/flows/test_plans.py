@@ -499,6 +499,26 @@ def test_plan_load_list_and_retire_from_a_terminal(terminal, tmp_path):
 
     items = terminal("items", "--plan", CODE_2026, "--agency", "SO-TP", "--date", "2026-02-02")
     assert items.exit_code == 0 and "2026  X.1" in items.output and "2025" not in items.output
+    as_json = json.loads(terminal("items", "--json", "--agency", "SO-TP").output)
+    assert {row["plan"] for row in as_json} == {CODE_2026}
+
+    reports = tmp_path / "reports"
+    inspected = terminal(
+        "inspect", "--agency", "SO-TP", "--from", "2026-01-01", "--to", "2026-12-31",
+        "--plan", CODE_2026, "--section", "X", "--date", "2026-02-02",
+        "--output-dir", str(reports),
+    )  # fmt: skip
+    assert inspected.exit_code == 0, inspected.output
+    assert "Kế hoạch KT-01/QĐ-KIEMTHU, mục X" in inspected.output
+    (html,) = reports.glob("*.html")
+    assert CODE_2026 in html.name
+    assert "Kế hoạch kiểm thử: hoạt động kiểm soát" in html.read_text(encoding="utf-8")
+
+    # The month's targets are those of the plan in force that month, or of the plan asked.
+    own = terminal("kpi", "--month", "2026-05")
+    assert own.exit_code == 0 and f"Chỉ tiêu ({LABEL_2026}): không có" in own.output
+    asked = terminal("kpi", "--month", "2026-05", "--plan", CODE_2025)
+    assert f"Chỉ tiêu ({LABEL_2025}): " in asked.output and "95%" in asked.output
 
 
 def test_a_bad_plan_file_fails_with_the_file_and_line(terminal, tmp_path):
