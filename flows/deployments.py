@@ -29,16 +29,18 @@ from prefect.events import DeploymentEventTrigger
 from prefect.schedules import Cron, Schedule
 from prefect.types.names import BANNED_CHARACTERS
 
+from deadlines.agencies import Registry
 from deadlines.calendar import WorkCalendar
 from deadlines.ladder import Ladder
 from deadlines.plan import Obligation as PlanObligation
 from deadlines.plan import Plan, rule_parts
 from flows.admin import complete_item_flow, inspect_flow, recompute_flow, record_event_flow
 from flows.daily_sweep import daily_sweep
-from flows.engine import EngineContext
+from flows.engine import EngineContext, plan_event_types
 from flows.obligation import obligation_flow
 from flows.outbox_flow import deliver_outbox
-from flows.parameters import TIMEZONE
+from flows.parameters import TIMEZONE, choice_lists, described_schema, label
+from flows.plan_status import plan_status_flow
 from flows.reports.review import obligation_dues, obligation_section
 from flows.reports.scorecard import report_days
 from flows.scorecard import monthly_scorecard
@@ -64,6 +66,7 @@ assert set(NAME_REPLACEMENTS) == set(BANNED_CHARACTERS)
 DAILY_SWEEP_NAME = "Quét hạn hằng ngày"
 SCORECARD_NAME = "Bảng đánh giá hằng tháng"
 OUTBOX_NAME = "Gửi thư trong hàng đợi"
+STATUS_NAME = "Tình hình kế hoạch"
 ADMIN_DEPLOYMENTS = (
     (record_event_flow, "Ghi nhận sự kiện"),
     (complete_item_flow, "Ghi nhận hoàn thành"),
@@ -75,18 +78,29 @@ FLOWS: tuple[Flow, ...] = (
     daily_sweep,
     monthly_scorecard,
     deliver_outbox,
+    plan_status_flow,
     *(f for f, _ in ADMIN_DEPLOYMENTS),
 )
 
 
 @dataclass(frozen=True)
 class Reference:
-    """What the deployments are built from: the plans in force (loaded, not retired),
-    the calendar, the ladder."""
+    """What the deployments are built from: the registry, the plans in force (loaded, not
+    retired), the calendar, the ladder."""
 
+    registry: Registry
     plans: tuple[Plan, ...]
     cal: WorkCalendar
     ladder: Ladder
+
+    @property
+    def choices(self) -> dict[str, list[str]]:
+        """The dropdowns of the flows' parameters: agencies, plans, sections, obligations,
+        events."""
+        events = {
+            code: name for plan in self.plans for code, (name, _) in plan_event_types(plan).items()
+        }
+        return choice_lists(self.registry, self.plans, events)
 
 
 def load_reference(database_url: str | None = None) -> Reference:
@@ -97,6 +111,7 @@ def load_reference(database_url: str | None = None) -> Reference:
     ctx = EngineContext.open(database_url)
     ctx.db.dispose()
     return Reference(
+        registry=ctx.registry,
         plans=tuple(p for code, p in ctx.plans.items() if code not in ctx.retired),
         cal=ctx.cal,
         ladder=ctx.ladder,
@@ -156,14 +171,15 @@ def obligation_triggers(plan: Plan, ob: PlanObligation) -> list[DeploymentEventT
             enabled=True,
             expect={EVENT_RECORDED},
             match={"dunghan.event-code": code},
-            parameters=obligation_parameters(plan, ob),
+            parameters={"number": ob.number, "plan": plan.meta.code},  # codes, as events pass
         )
         for code, part in sorted(parts.items())
     ]
 
 
 def obligation_parameters(plan: Plan, ob: PlanObligation) -> dict[str, str]:
-    return {"plan": plan.meta.code, "number": ob.number}
+    """The plan and the obligation, as the dropdowns show them ("X.2 — Báo cáo …")."""
+    return {"number": label(ob.number, ob.title), "plan": label(plan.meta.code, plan.meta.label)}
 
 
 def obligation_description(ref: Reference, plan: Plan, ob: PlanObligation) -> str:
@@ -182,7 +198,26 @@ def obligation_deployment(ref: Reference, plan: Plan, ob: PlanObligation) -> Run
         tags=obligation_tags(plan, ob),
         schedules=rdate_schedules(schedule_days(ref, plan, ob)),
         triggers=obligation_triggers(plan, ob),
+        enforce_parameter_schema=False,
     )
+
+
+def with_typed_parameters(
+    deployment: RunnerDeployment, choices: dict[str, list[str]]
+) -> RunnerDeployment:
+    """The deployment's parameter schema with the Vietnamese descriptions and the
+    dropdowns of the loaded registry and plan (Prefect's own schema has neither).
+
+    The API does not check parameters against this schema (`enforce_parameter_schema`
+    off): the flows validate their own and refuse in Vietnamese, and accept a code
+    ("SO-TP") as well as a dropdown's label ("SO-TP — Sở Tư pháp"), as automations and
+    event triggers pass codes."""
+    flow = next(f for f in FLOWS if f.name == deployment.flow_name)
+    schema = deployment._parameter_openapi_schema
+    deployment._parameter_openapi_schema = type(schema)(
+        **described_schema(flow.fn, schema.model_dump(), choices)
+    )
+    return deployment
 
 
 # -------------------------------------------------------------------- all of them
@@ -190,8 +225,8 @@ def obligation_deployment(ref: Reference, plan: Plan, ob: PlanObligation) -> Run
 
 def build_deployments(ref: Reference) -> list[RunnerDeployment]:
     """The full set: every obligation of each plan in force, the daily sweep, the monthly
-    scorecard (on the third working day of each month of the plans' years), the admin
-    flows."""
+    scorecard (on the third working day of each month of the plans' years), the outbox
+    delivery, the plans' status (run when serving starts), the admin flows."""
     deployments = [
         obligation_deployment(ref, plan, ob) for plan in ref.plans for ob in plan.obligations
     ]
@@ -200,6 +235,7 @@ def build_deployments(ref: Reference) -> list[RunnerDeployment]:
             name=DAILY_SWEEP_NAME,
             tags=["sweep"],
             schedules=[Cron(DAILY_SWEEP_CRON, timezone=TIMEZONE)],
+            enforce_parameter_schema=False,
         )
     )
     deployments.append(
@@ -209,6 +245,7 @@ def build_deployments(ref: Reference) -> list[RunnerDeployment]:
             schedules=rdate_schedules(
                 sorted({d for year in plan_years(ref) for d in report_days(ref.cal, year)})
             ),
+            enforce_parameter_schema=False,
         )
     )
     deployments.append(
@@ -216,12 +253,20 @@ def build_deployments(ref: Reference) -> list[RunnerDeployment]:
             name=OUTBOX_NAME,
             tags=["mail"],
             schedules=[Cron(OUTBOX_CRON, timezone=TIMEZONE)],
+            enforce_parameter_schema=False,
+        )
+    )
+    deployments.append(
+        plan_status_flow.to_deployment(
+            name=STATUS_NAME, tags=["report"], enforce_parameter_schema=False
         )
     )
     deployments += [
-        flow.to_deployment(name=name, tags=["admin"]) for flow, name in ADMIN_DEPLOYMENTS
+        flow.to_deployment(name=name, tags=["admin"], enforce_parameter_schema=False)
+        for flow, name in ADMIN_DEPLOYMENTS
     ]
-    return deployments
+    choices = ref.choices
+    return [with_typed_parameters(d, choices) for d in deployments]
 
 
 def plan_years(ref: Reference) -> list[int]:
@@ -252,6 +297,7 @@ def deployment_spec(deployment: RunnerDeployment) -> dict:
         "description": deployment.description,
         "tags": list(deployment.tags),
         "parameters": dict(deployment.parameters),
+        "enforce_parameter_schema": deployment.enforce_parameter_schema,
         "schedules": [schedule_spec(s.schedule) for s in deployment.schedules or []],
         "work_pool": {"name": WORK_POOL},
     }

@@ -1061,12 +1061,21 @@ def event_types(ctx: EngineContext) -> dict[str, tuple[str, list[ObligationRef]]
     """The events the loaded plans wait for: code -> (description, obligations)."""
     out: dict[str, tuple[str, list[ObligationRef]]] = {}
     for code, plan in ctx.plans.items():
-        for ob in plan.obligations:
-            for part in rule_parts(ob.rule):
-                if part.kind == "after_event":
-                    desc, refs = out.get(part.event_code, (part.event, []))
-                    refs.append(ObligationRef(code, ob.number))
-                    out[part.event_code] = (desc, refs)
+        for event_code, (desc, numbers) in plan_event_types(plan).items():
+            _, refs = out.setdefault(event_code, (desc, []))
+            refs += [ObligationRef(code, number) for number in numbers]
+    return out
+
+
+def plan_event_types(plan: Plan) -> dict[str, tuple[str, list[str]]]:
+    """The events one plan waits for: code -> (description, obligation numbers)."""
+    out: dict[str, tuple[str, list[str]]] = {}
+    for ob in plan.obligations:
+        for part in rule_parts(ob.rule):
+            if part.kind == "after_event":
+                desc, numbers = out.get(part.event_code, (part.event, []))
+                numbers.append(ob.number)
+                out[part.event_code] = (desc, numbers)
     return out
 
 

@@ -15,12 +15,12 @@ from datetime import date
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
-from prefect.states import Failed, State
+from prefect.states import State
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from deadlines.calendar import CalendarError
 from deadlines.datafile import DataFileError
-from flows import engine
+from flows import engine, states
 from flows.engine import EngineContext, EngineError, NewEscalation, SweepResult
 from flows.parameters import partition_label
 from flows.reports.review import escalation_facts
@@ -40,10 +40,10 @@ REFUSALS = (EngineError, CalendarError, DataFileError)
 
 
 def refuse(refused: Exception) -> State:
-    """End the run as Failed with the person-readable message, not a traceback."""
+    """End the run as Failed («Từ chối») with the person-readable message, not a traceback."""
     message = str(refused)
     get_run_logger().error(message)
-    return Failed(message=message, data=refused)
+    return states.refused(message, refused)
 
 
 # ------------------------------------------------------------------------ the steps

@@ -23,9 +23,11 @@ from deadlines.owners import (
 from deadlines.plan import Obligation, Plan, ReportPeriod, load_plan, rule_parts
 from deadlines.rules import FREQ_VI, PERIOD_VI, Recurring
 from flows.cli.calendar import OverridesOption, fail, load_calendar, parse_day
+from flows.cli.draft import draft
 
 plan_app = typer.Typer(
-    help="Kế hoạch (danh mục nhiệm vụ có thời hạn): kiểm tra, nạp, liệt kê, thôi thực hiện."
+    help="Kế hoạch (danh mục nhiệm vụ có thời hạn): soạn nháp từ quyết định, kiểm tra, nạp, "
+    "liệt kê, thôi thực hiện."
 )
 
 RegistryOption = Annotated[
@@ -348,6 +350,9 @@ def _print_check(plan, registry, cal, report, defaults, day) -> None:
         for ob, freqs in defaults:
             same = f", cùng nhiệm vụ với {ob.same_as}" if ob.same_as else ""
             typer.echo(f"  {ob.number} ({', '.join(FREQ_VI[f] for f in freqs)}{same})")
+
+
+plan_app.command("draft")(draft)
 
 
 # ----------------------------------------------------------- several plans at once

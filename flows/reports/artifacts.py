@@ -25,6 +25,7 @@ from flows.reports.review import (
     ItemView,
     RecomputeResult,
 )
+from flows.reports.status import KpiProgress, PlanStatus, target_text, verdict
 from notifications.compose import template_environment
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -254,15 +255,129 @@ def publish_sweep(
     )
     if result.skipped_reason:
         return summary_key, None
-    artifacts.create_table_artifact(
+    publish_overdue_table(ctx, overdue, result.run_date, overdue_key)
+    return summary_key, overdue_key
+
+
+def publish_overdue_table(
+    ctx: EngineContext, overdue: Sequence[AgencyOverdue], day: date, key: str
+) -> str:
+    _prefect_artifacts().create_table_artifact(
         table=overdue_table(ctx.ladder, overdue),
-        key=overdue_key,
+        key=key,
         description=(
-            f"Việc quá hạn chưa hoàn thành theo cơ quan, ngày {result.run_date:%d/%m/%Y} "
+            f"Việc quá hạn chưa hoàn thành theo cơ quan, ngày {day:%d/%m/%Y} "
             f"({sum(r.total for r in overdue)} việc, {len(overdue)} cơ quan)"
         ),
     )
-    return summary_key, overdue_key
+    return key
+
+
+# ------------------------------------------------------------ the plan's status
+
+STATUS_KEY = "plan-status"
+ITEMS_ON_TIME_KEY = "plan-items-on-time"
+
+
+def kpi_key(kpi: KpiProgress) -> str:
+    return artifact_key("kpi", kpi.key)
+
+
+def kpi_line(kpi: KpiProgress) -> str:
+    """ "Đúng hạn, tháng 12/2025: 93,4% (chỉ tiêu ≥ 95%: chưa đạt), 1.820 hồ sơ"."""
+    name = kpi.target.label if kpi.target else kpi.label
+    month = f"{kpi.month[5:]}/{kpi.month[:4]}"
+    if kpi.rate is None:
+        return f"{name}, tháng {month}: chưa có hồ sơ."
+    target = (
+        f" (chỉ tiêu {target_text(kpi.target)}: {verdict(kpi.met).lower()})" if kpi.target else ""
+    )
+    return f"{name}, tháng {month}: {percent(kpi.rate)}{target}, {kpi.dossiers} hồ sơ."
+
+
+def status_markdown(status: PlanStatus) -> str:
+    day = f"{status.as_of:%d/%m/%Y}"
+    parts = [
+        f"# Tình hình thực hiện kế hoạch ngày {day}",
+        f"{status.title} ({status.decision}).",
+        md_table(
+            ("Chỉ số", "Số lượng"),
+            [
+                ("Việc đang mở", status.open_items),
+                (
+                    f"Việc đến hạn trong tuần (đến {status.week_end:%d/%m/%Y})",
+                    status.due_this_week,
+                ),
+                ("Việc quá hạn chưa hoàn thành", status.overdue_items),
+                ("Việc hoàn thành đúng hạn", status.closed_on_time),
+                ("Việc hoàn thành trễ hạn", status.closed_late),
+                ("Tỉ lệ việc hoàn thành đúng hạn", percent(status.on_time_share)),
+            ],
+            right=(1,),
+        ),
+    ]
+    if status.steps:
+        parts += [
+            "## Việc quá hạn theo bậc đôn đốc cao nhất đã đạt",
+            md_table(("Bậc", "Số việc"), [(n, c) for _, n, c in status.steps], right=(1,)),
+            "## Việc quá hạn theo cơ quan",
+            md_table(
+                ("Cơ quan", "Mã cơ quan", "Việc quá hạn", "Hạn sớm nhất"),
+                [
+                    (r.agency_name, r.agency_code, r.total, f"{r.oldest_due:%d/%m/%Y}")
+                    for r in status.overdue
+                ],
+                right=(2,),
+            ),
+        ]
+    else:
+        parts.append("Không có việc quá hạn.")
+    parts += [
+        "## Chỉ số giải quyết TTHC của tháng so với chỉ tiêu của kế hoạch",
+        md_table(
+            ("Chỉ số", "Tỉ lệ", "Chỉ tiêu", "Đánh giá"),
+            [
+                (
+                    k.target.label if k.target else k.label,
+                    percent(k.rate),
+                    target_text(k.target),
+                    verdict(k.met),
+                )
+                for k in status.kpis
+            ],
+        ),
+        "Bảng chi tiết theo cơ quan: artifact `daily-sweep-overdue` (việc quá hạn), "
+        "`scorecard-YYYY-MM` (bảng đánh giá tháng).",
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def publish_plan_status(ctx: EngineContext, status: PlanStatus, *, overdue_table: bool) -> str:
+    """The status as markdown, its progress bars (KPIs against their targets, items
+    closed on time) and, with `overdue_table`, the overdue table of the day."""
+    artifacts = _prefect_artifacts()
+    artifacts.create_markdown_artifact(
+        markdown=status_markdown(status),
+        key=STATUS_KEY,
+        description=f"Tình hình thực hiện kế hoạch ngày {status.as_of:%d/%m/%Y}: "
+        f"{status.open_items} việc đang mở, {status.overdue_items} việc quá hạn.",
+    )
+    if status.on_time_share is not None:
+        closed = status.closed_on_time + status.closed_late
+        artifacts.create_progress_artifact(
+            progress=round(status.on_time_share * 100, 1),
+            key=ITEMS_ON_TIME_KEY,
+            description=f"Việc của kế hoạch hoàn thành đúng hạn đến ngày "
+            f"{status.as_of:%d/%m/%Y}: {status.closed_on_time}/{closed}.",
+        )
+    for kpi in status.kpis:
+        if kpi.rate is not None:
+            artifacts.create_progress_artifact(
+                progress=round(kpi.rate * 100, 1), key=kpi_key(kpi), description=kpi_line(kpi)
+            )
+    if overdue_table:
+        publish_overdue_table(ctx, status.overdue, status.as_of, sweep_keys(None)[1])
+    return STATUS_KEY
 
 
 # ------------------------------------------------------------------ inspection

@@ -37,6 +37,7 @@ from flows.dossiers import (
 from flows.engine import EngineContext
 from flows.parameters import ParameterError
 from flows.reports.artifacts import artifact_key, percent
+from flows.reports.status import target_text, verdict
 from models.db import session_scope
 from notifications import compose
 from notifications.delivery import write_atomically
@@ -124,15 +125,6 @@ class Indicator:
     @property
     def target_text(self) -> str:
         return target_text(self.target)
-
-
-def target_text(target: KpiTarget | None) -> str:
-    """A target as written in a report: "≥ 95%", "> 65%" ('—' without a target)."""
-    if target is None:
-        return "—"
-    sign = "≥" if target.comparison == ">=" else ">"
-    value = f"{target.value * 100:.1f}".rstrip("0").rstrip(".").replace(".", ",")
-    return f"{sign} {value}%"
 
 
 @dataclass(frozen=True)
@@ -458,10 +450,6 @@ def trend_chart(card: Scorecard) -> TrendChart:
 
 
 # -------------------------------------------------------------------- what it shows
-
-
-def verdict(met: bool | None) -> str:
-    return "—" if met is None else ("Đạt" if met else "Chưa đạt")
 
 
 def summary(card: Scorecard) -> str:

@@ -27,12 +27,15 @@ from flows.deployments import (
     prune_stale,
     rdate_schedules,
 )
+from flows.parameters import code_of
 from flows.reports.review import obligation_dues
 
 D = date.fromisoformat
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 CODE_II_1B = "nhan-duoc-quyet-dinh-cong-bo-tthc-cua-bo-truong-cac-bo-nganh-trung-uong"
 PLAN = "nghe-an-2025-kstthc"
+# The plan as its dropdown shows it; the flow reads the code before " — ".
+PLAN_CHOICE = f"{PLAN} — Kế hoạch năm 2025 (Quyết định 384/QĐ-UBND)"
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +59,8 @@ def by_number(deployments, number: str, plan: str = PLAN):
     return next(
         d
         for d in deployments
-        if d.parameters.get("number") == number and d.parameters.get("plan") == plan
+        if code_of(d.parameters.get("number")) == number
+        and code_of(d.parameters.get("plan")) == plan
     )
 
 
@@ -66,8 +70,9 @@ def run_times(deployment) -> list[datetime]:
 
 def test_every_obligation_has_one_deployment_named_by_plan_number_and_title(plan, deployments):
     obligations = [d for d in deployments if d.flow_name == "obligation"]
+    # The obligation's number as its dropdown shows it; the flow reads the code before " — ".
     assert [d.parameters for d in obligations] == [
-        {"plan": PLAN, "number": ob.number} for ob in plan.obligations
+        {"number": f"{ob.number} — {ob.title}", "plan": PLAN_CHOICE} for ob in plan.obligations
     ]
     names = [d.name for d in deployments]
     assert len(set(names)) == len(names)
@@ -131,7 +136,7 @@ def test_event_obligations_are_triggered_by_the_recorded_event(deployments):
     assert by_number(deployments, "II.1b").schedules == []
     # "Sau khi nhận được phản ánh, kiến nghị": no due date to compute, so nothing to run.
     assert by_number(deployments, "VI.2").triggers == []
-    triggered = {d.parameters["number"] for d in deployments if d.triggers}
+    triggered = {code_of(d.parameters["number"]) for d in deployments if d.triggers}
     assert triggered == {"II.1a", "II.1b", "II.2", "II.3", "B.III.2.b.2"}
 
 
@@ -206,7 +211,9 @@ def test_a_new_plan_gives_a_new_set(ref, plan, tmp_path):
     assert changed != source
     path = tmp_path / "plan.yaml"
     path.write_text(changed, encoding="utf-8")
-    other = Reference(plans=(load_plan(path),), cal=ref.cal, ladder=ref.ladder)
+    other = Reference(
+        registry=ref.registry, plans=(load_plan(path),), cal=ref.cal, ladder=ref.ladder
+    )
     names = {d.name for d in build_deployments(other)}
     assert f"{PLAN} — X.2 Báo cáo cải cách TTHC hằng tháng" in names
     assert f"{PLAN} — X.2 Báo cáo công tác cải cách TTHC hằng tháng" not in names
@@ -221,7 +228,11 @@ def test_deployments_register_with_their_schedules_and_triggers(deployments):
     ids = {d.name: d.apply() for d in chosen}
     with get_client(sync_client=True) as client:
         x2 = client.read_deployment(ids[chosen[0].name])
-        assert x2.tags == chosen[0].tags and x2.parameters == {"plan": PLAN, "number": "X.2"}
+        assert x2.tags == chosen[0].tags
+        assert x2.parameters == {
+            "number": "X.2 — Báo cáo công tác cải cách TTHC hằng tháng",
+            "plan": PLAN_CHOICE,
+        }
         assert [s.schedule.rrule for s in x2.schedules] == [
             s.schedule.rrule for s in chosen[0].schedules
         ]
@@ -249,3 +260,59 @@ def test_serving_a_new_plan_removes_the_deployments_it_dropped(ref, plan, deploy
     with get_client(sync_client=True) as client:
         assert client.read_deployment_by_name(f"obligation/{x2.name}").name == x2.name
     assert prune_stale([x2]) == []
+
+
+# ------------------------------------------------------------ typed parameters
+
+
+def schema_of(deployments, flow_name: str) -> dict:
+    deployment = next(d for d in deployments if d.flow_name == flow_name)
+    return deployment._parameter_openapi_schema.model_dump()["properties"]
+
+
+def test_every_parameter_has_a_vietnamese_description_and_a_type(deployments):
+    for deployment in deployments:
+        for name, spec in deployment._parameter_openapi_schema.model_dump()["properties"].items():
+            assert spec.get("description"), f"{deployment.name}: {name}"
+            assert "type" in spec or "anyOf" in spec, f"{deployment.name}: {name}"
+        assert deployment.enforce_parameter_schema is False
+
+
+def test_dates_are_dates_and_codes_are_chosen_from_the_registry_and_the_plan(
+    ref, plan, deployments
+):
+    inspect = schema_of(deployments, "inspect")
+    assert inspect["from_date"]["format"] == "date" and inspect["from_date"]["type"] == "string"
+    assert {"format": "date", "type": "string"} in inspect["date"]["anyOf"]
+    agencies = [f"{a.code} — {a.name}" for a in ref.registry.agencies.values()]
+    assert inspect["agency"]["enum"] == agencies
+    assert "SO-TP — Sở Tư pháp tỉnh Nghệ An" in agencies
+    assert inspect["agency"]["description"] == "Cơ quan được kiểm tra (mã — tên)."
+    (section,) = [o for o in inspect["section"]["anyOf"] if o.get("type") == "string"]
+    assert "X — Chế độ báo cáo công tác kiểm soát TTHC và cải cách TTHC" in section["enum"]
+    assert "B.III — NHỮNG NHIỆM VỤ TRỌNG TÂM" in section["enum"]
+    assert len(section["enum"]) == len(plan.sections)
+    sweep = schema_of(deployments, "daily-sweep")
+    (listed,) = [o for o in sweep["agencies"]["anyOf"] if o.get("type") == "array"]
+    assert listed["items"]["enum"] == agencies
+    assert sweep["force"]["type"] == "boolean"
+    obligation = schema_of(deployments, "obligation")
+    assert obligation["number"]["enum"] == [f"{ob.number} — {ob.title}" for ob in plan.obligations]
+    (plans,) = [o for o in obligation["plan"]["anyOf"] if o.get("type") == "string"]
+    assert plans["enum"] == [PLAN_CHOICE]
+    event = schema_of(deployments, "record-event")
+    assert (
+        f"{CODE_II_1B} — nhận được Quyết định công bố TTHC của bộ trưởng các Bộ, ngành Trung ương"
+        in event["event_code"]["enum"]
+    )
+    assert schema_of(deployments, "complete-item")["item_id"]["type"] == "integer"
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_the_registered_schema_is_the_typed_one(deployments):
+    inspect = next(d for d in deployments if d.flow_name == "inspect")
+    deployment_id = inspect.apply()
+    with get_client(sync_client=True) as client:
+        stored = client.read_deployment(deployment_id).parameter_openapi_schema
+    assert stored["properties"]["agency"]["enum"][0].count(" — ") == 1
+    assert stored["properties"]["from_date"]["description"] == "Xét các việc có hạn từ ngày này."

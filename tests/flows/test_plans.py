@@ -26,7 +26,7 @@ from flows.engine import (
     sweep,
     waive_item,
 )
-from flows.parameters import ParameterError
+from flows.parameters import ParameterError, code_of
 from flows.plan_loading import CHANGED, NEW, UNCHANGED, load_plan_file, plan_listing, retire_plan
 from flows.reports.review import compliance_report
 from models.db import MIGRATIONS, make_engine, session_scope
@@ -361,13 +361,23 @@ def test_deployments_are_generated_per_loaded_plan(both):
     assert len(obligations) == 43 + 6
     names = [d.name for d in deployments]
     assert len(set(names)) == len(names)
-    plans = {d.parameters["plan"] for d in obligations}
+    plans = {code_of(d.parameters["plan"]) for d in obligations}
     assert plans == {CODE_2025, CODE_2026}
-    x1 = next(d for d in obligations if d.parameters == {"plan": CODE_2026, "number": "X.1"})
+    x1 = next(
+        d
+        for d in obligations
+        if d.parameters
+        == {
+            "number": "X.1 — Báo cáo kiểm soát TTHC hằng tháng",
+            "plan": f"{CODE_2026} — {LABEL_2026}",
+        }
+    )
     assert x1.name == f"{CODE_2026} — X.1 Báo cáo kiểm soát TTHC hằng tháng"
     assert f"plan:{CODE_2026}" in x1.tags
     # Both plans wait for the same event: each plan's deployment is triggered with its plan.
-    triggered = {tuple(d.parameters.values()) for d in obligations if d.triggers}
+    triggered = {
+        (t.parameters["plan"], t.parameters["number"]) for d in obligations for t in d.triggers
+    }
     assert {(CODE_2025, "II.1b"), (CODE_2026, "II.1")} <= triggered
     scorecard = next(d for d in deployments if d.flow_name == "monthly-scorecard")
     rdates = [line for s in scorecard.schedules for line in s.schedule.rrule.splitlines()]
@@ -381,7 +391,9 @@ def test_deployments_are_generated_per_loaded_plan(both):
 
     retire_plan(both, CODE_2026, D("2026-06-30"))
     retired = build_deployments(load_reference(url))
-    assert {d.parameters.get("plan") for d in retired if d.flow_name == "obligation"} == {CODE_2025}
+    assert {code_of(d.parameters["plan"]) for d in retired if d.flow_name == "obligation"} == {
+        CODE_2025
+    }
 
 
 # ---------------------------------------------------------------- existing database
