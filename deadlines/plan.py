@@ -26,7 +26,7 @@ from typing import Any
 
 from deadlines.agencies import Registry, load_registry
 from deadlines.calendar import WorkCalendar
-from deadlines.datafile import FieldReader, LineDict, load_yaml
+from deadlines.datafile import FieldReader, LineDict, load_yaml, load_yaml_text
 from deadlines.phrases import PhraseError, parse_timing
 from deadlines.rules import (
     DATED_KINDS,
@@ -68,6 +68,16 @@ class PlanMeta:
     signer: str | None = None
     effective: date | None = None
     notes: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """How officials name the plan: "Kế hoạch năm 2025 (Quyết định 384/QĐ-UBND)"."""
+        return plan_label(self.year, self.decision)
+
+
+def plan_label(year: int, decision: str | None) -> str:
+    """A plan's short name from its year and decision number."""
+    return f"Kế hoạch năm {year}" + (f" (Quyết định {decision})" if decision else "")
 
 
 @dataclass(frozen=True)
@@ -226,6 +236,12 @@ def load_plan(path: str | Path | None = None, registry: Registry | None = None) 
     if registry is None:
         registry = load_registry()
     return _PlanReader(str(path), registry).read(data)
+
+
+def parse_plan(text: str, name: str, registry: Registry | None = None) -> Plan:
+    """A plan from its file's text (as stored when it was loaded); `name` stands for the
+    file in error messages."""
+    return _PlanReader(name, registry or load_registry()).read(load_yaml_text(text, name))
 
 
 # ------------------------------------------------------------------------------- reading

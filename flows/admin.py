@@ -14,7 +14,7 @@ from prefect.events import emit_event
 from sqlalchemy import select
 
 from flows import engine
-from flows.engine import CompletionResult, EngineContext, EventResult
+from flows.engine import CompletionResult, EngineContext, EventResult, ObligationRef
 from flows.parameters import (
     AGENCY,
     EVENT,
@@ -25,12 +25,12 @@ from flows.parameters import (
     Number,
     OptionalDay,
     ParameterError,
+    PlanCode,
     RunDay,
     Text,
     accepted,
     check_day,
     check_range,
-    check_section,
     today_in_vietnam,
 )
 from flows.reports.artifacts import (
@@ -86,7 +86,7 @@ def record_event_flow(
             return {
                 "event_id": result.event_id,
                 "already_recorded": result.already_recorded,
-                "obligations": result.obligations,
+                "obligations": [list(ref) for ref in result.obligations],
                 "created_items": result.created_items,
             }
     except REFUSALS as refused:
@@ -154,22 +154,26 @@ def announce_event(
         ]
         + [
             {
-                "prefect.resource.id": f"dunghan.obligation.{number}",
+                "prefect.resource.id": f"dunghan.obligation.{ref.plan}.{ref.number}",
                 "prefect.resource.role": "obligation",
-                "prefect.resource.name": f"{number} {ctx.obligation(number).title}",
+                "prefect.resource.name": f"{ref.number} {obligation_title(ctx, ref)}",
             }
-            for number in result.obligations
+            for ref in result.obligations
         ],
         payload={
             "occurred_on": occurred_on.isoformat(),
             "document": document,
-            "obligations": result.obligations,
+            "obligations": [list(ref) for ref in result.obligations],
             "items": [
                 {"id": item_id, "agency": code, "due": due.isoformat()}
                 for item_id, code, due in items
             ],
         },
     )
+
+
+def obligation_title(ctx: EngineContext, ref: ObligationRef) -> str:
+    return ctx.obligation(ref.number, ref.plan).title
 
 
 # ------------------------------------------------------------------ complete item
@@ -237,14 +241,17 @@ def inspect_flow(
     to_date: Day("… đến ngày này."),
     section: Code(
         SECTION,
-        "Chỉ xét một mục của kế hoạch, ví dụ X hoặc B.III; để trống là toàn kế hoạch.",
+        "Chỉ xét một mục của kế hoạch, ví dụ X hoặc B.III; để trống là toàn kế hoạch "
+        "(khi có nhiều kế hoạch, mục cần kế hoạch).",
         optional=True,
     ) = None,
     date: OptionalDay("Tình hình tính đến ngày này; để trống là hôm nay.") = None,
+    plan: PlanCode = None,
 ):
-    """A compliance report for `agency` on the items due from `from_date` to `to_date`,
-    in plan `section` (e.g. "X", "B.III"; default all), as of `date` (default today): a
-    markdown artifact and an HTML file under var/reports/."""
+    """A compliance report for `agency` on the items due from `from_date` to `to_date` of
+    plan `plan` (default every loaded plan), in its `section` (e.g. "X", "B.III"; default
+    all), as of `date` (default today): a markdown artifact and an HTML file under
+    var/reports/."""
     try:
         asked = accepted(inspect_flow, locals())
         start, end = asked.from_date, asked.to_date
@@ -252,8 +259,7 @@ def inspect_flow(
         check_range(start, end)
         with opened_engine() as ctx:
             agency = ctx.agency(asked.agency).code
-            section = check_section(ctx.plan, asked.section)
-            report = inspect(ctx, agency, start, end, as_of, section)
+            report = inspect(ctx, agency, start, end, as_of, asked.section, asked.plan)
             path = write_inspection_html(report, reports_dir())
             publish_inspection(report, path)
             logger = get_run_logger()
@@ -266,9 +272,15 @@ def inspect_flow(
 
 @database_step("read the agency's items")
 def inspect(
-    ctx: EngineContext, agency: str, start: Date, end: Date, as_of: Date, section: str | None
+    ctx: EngineContext,
+    agency: str,
+    start: Date,
+    end: Date,
+    as_of: Date,
+    section: str | None,
+    plan: str | None = None,
 ) -> ComplianceReport:
-    return compliance_report(ctx, agency, start, end, as_of, section)
+    return compliance_report(ctx, agency, start, end, as_of, section, plan)
 
 
 # ---------------------------------------------------------------------- recompute

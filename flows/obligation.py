@@ -19,6 +19,7 @@ from flows.parameters import (
     OBLIGATION,
     Code,
     Force,
+    PlanCode,
     RunDay,
     accepted,
     check_day,
@@ -40,7 +41,8 @@ from flows.steps import (
 
 def run_name() -> str:
     parameters = flow_run.parameters
-    return f"{code_of(parameters['number'])} — {parameters.get('date') or 'hôm nay'}"
+    plan = f" ({code_of(parameters['plan'])})" if parameters.get("plan") else ""
+    return f"{code_of(parameters['number'])}{plan} — {parameters.get('date') or 'hôm nay'}"
 
 
 ObligationNumber = Code(OBLIGATION, "Nhiệm vụ của kế hoạch (số — tên).")
@@ -53,9 +55,12 @@ ObligationNumber = Code(OBLIGATION, "Nhiệm vụ của kế hoạch (số — t
     "Kết thúc «Đúng hạn» hoặc «Quá hạn» (nêu các cơ quan có việc quá hạn).",
     validate_parameters=False,
 )
-def obligation_flow(number: ObligationNumber, date: RunDay = None, force: Force = False):
-    """Evaluate one obligation of the plan on `date` (default today); the run ends
-    Đúng hạn, or Quá hạn naming the agencies whose items are overdue.
+def obligation_flow(
+    number: ObligationNumber, date: RunDay = None, force: Force = False, plan: PlanCode = None
+):
+    """Evaluate obligation `number` of plan `plan` (needed only when several loaded plans
+    have that number) on `date` (default today); the run ends Đúng hạn, or Quá hạn naming
+    the agencies whose items are overdue.
 
     On a day off nothing is evaluated unless `force` is set.
     """
@@ -63,21 +68,24 @@ def obligation_flow(number: ObligationNumber, date: RunDay = None, force: Force 
         asked = accepted(obligation_flow, locals())
         today = asked.date or today_in_vietnam()
         with opened_engine() as ctx:
-            ob = ctx.obligation(asked.number)
+            ref = ctx.ref(asked.number, asked.plan)
+            ob = ctx.obligation(ref.number, ref.plan)
             check_day(ctx, today, "date")
-            result = sweep_deadlines(ctx, today, force=asked.force, numbers=[ob.number])
+            result = sweep_deadlines(
+                ctx, today, force=asked.force, numbers=[ob.number], plan=ref.plan
+            )
             if result.skipped_reason:
                 return day_off(result.skipped_reason)
             announce_escalations(ctx, today, result.escalations)
-            views = report_items(ctx, ob, today)
+            views = report_items(ctx, ref.plan, ob, today)
             return obligation_state(ob.number, views, today, result.counts)
     except REFUSALS as refused:
         return refuse(refused)
 
 
 @database_step("report")
-def report_items(ctx: EngineContext, ob: PlanObligation, today: date) -> list[ItemView]:
+def report_items(ctx: EngineContext, plan: str, ob: PlanObligation, today: date) -> list[ItemView]:
     """Publish the obligation's items (agency, due date, status, step reached)."""
-    views = obligation_items(ctx, ob.number, today)
-    publish_obligation_items(ctx, ob, views, today)
+    views = obligation_items(ctx, ob.number, today, plan)
+    publish_obligation_items(ctx, ob, views, today, plan)
     return views

@@ -65,11 +65,12 @@ class Choices:
     kind: str
 
 
-AGENCY, SECTION, OBLIGATION, EVENT = (
+AGENCY, SECTION, OBLIGATION, EVENT, PLAN = (
     Choices("agency"),
     Choices("section"),
     Choices("obligation"),
     Choices("event"),
+    Choices("plan"),
 )
 
 
@@ -137,6 +138,11 @@ def Number(description: str, *, minimum: int | None = None) -> Any:
 RunDay = OptionalDay("Ngày chạy (theo giờ Việt Nam); để trống là hôm nay.")
 Force = Flag("Quét cả ngày nghỉ (mặc định: ngày nghỉ chỉ ghi lý do, không quét).")
 AgencyCode = Code(AGENCY, "Cơ quan (chọn trong danh sách: mã — tên).")
+PlanCode = Code(
+    PLAN,
+    "Kế hoạch (mã — tên); để trống: mọi kế hoạch, hoặc kế hoạch duy nhất có nhiệm vụ này.",
+    optional=True,
+)
 
 
 # ------------------------------------------------------------- validation
@@ -263,9 +269,13 @@ def check_section(plan: Plan, code: str | None) -> str | None:
     )
 
 
-def partition_label(numbers: Sequence[str] | None, agencies: Sequence[str] | None) -> str:
+def partition_label(
+    numbers: Sequence[str] | None, agencies: Sequence[str] | None, plan: str | None = None
+) -> str:
     """A short label saying which part of the work a sweep covered ('' for all of it)."""
     parts = []
+    if plan is not None:
+        parts.append(f"plan:{plan}")
     if numbers is not None:
         parts.append("obligations:" + ",".join(numbers))
     if agencies is not None:
@@ -281,15 +291,24 @@ def partition_label(numbers: Sequence[str] | None, agencies: Sequence[str] | Non
 
 
 def choice_lists(
-    registry: Registry, plan: Plan, event_types: Mapping[str, str]
+    registry: Registry, plans: Sequence[Plan], event_types: Mapping[str, str]
 ) -> dict[str, list[str]]:
     """What each kind of code is chosen from, as dropdown labels: the registry's agencies,
-    the plan's sections and obligations, the events the plan waits for."""
+    the loaded plans, their sections and obligations (each label once: two plans' "I.1"
+    of the same title are one choice, the plan parameter tells them apart), the events
+    the plans wait for."""
     return {
         AGENCY.kind: [label(a.code, a.name) for a in registry.agencies.values()],
-        SECTION.kind: [label(section_code(s.part, s.number), s.title) for s in plan.sections],
-        OBLIGATION.kind: [label(ob.number, ob.title) for ob in plan.obligations],
+        SECTION.kind: list(
+            dict.fromkeys(
+                label(section_code(s.part, s.number), s.title) for p in plans for s in p.sections
+            )
+        ),
+        OBLIGATION.kind: list(
+            dict.fromkeys(label(ob.number, ob.title) for p in plans for ob in p.obligations)
+        ),
         EVENT.kind: [label(code, name) for code, name in sorted(event_types.items())],
+        PLAN.kind: [label(p.meta.code, p.meta.label) for p in plans],
     }
 
 

@@ -120,7 +120,12 @@ def publish_due_dates(outcomes: list[DueOutcome]) -> int:
     """One finished run of the `obligation` flow per due date, unless published before."""
     with get_client(sync_client=True) as client:
         published = published_names(client)
-        new = [o for o in outcomes if run_name(o) not in published]
+        new = [
+            o
+            for o in outcomes
+            # A run published before runs were tagged by plan counts for any plan.
+            if not {(run_name(o), plan_tag(o.plan)), (run_name(o), None)} & published
+        ]
         for outcome in new:
             record_outcome(client, outcome)
     get_run_logger().info(
@@ -135,15 +140,23 @@ def run_name(outcome: DueOutcome) -> str:
     return f"{outcome.number} — hạn {outcome.due:%d/%m/%Y}"
 
 
-def published_names(client) -> set[str]:
-    names: set[str] = set()
+def plan_tag(code: str) -> str:
+    return f"plan:{code}"
+
+
+def published_names(client) -> set[tuple[str, str | None]]:
+    """The history runs already published: (name, plan tag), as two plans may both have
+    an "X.2" due on the same day."""
+    names: set[tuple[str, str | None]] = set()
     runs_filter = FlowRunFilter(tags=FlowRunFilterTags(all_=[HISTORY_TAG]))
     flow_filter = FlowFilter(name=FlowFilterName(any_=[obligation_flow.name]))
     offset = 0
     while page := client.read_flow_runs(
         flow_filter=flow_filter, flow_run_filter=runs_filter, limit=PAGE, offset=offset
     ):
-        names.update(run.name for run in page)
+        names.update(
+            (run.name, next((t for t in run.tags if t.startswith("plan:")), None)) for run in page
+        )
         offset += len(page)
     return names
 
@@ -156,7 +169,11 @@ def record_outcome(client, outcome: DueOutcome) -> None:
     client.create_flow_run(
         obligation_flow,
         name=run_name(outcome),
-        parameters={"number": label(outcome.number, outcome.title), "date": str(outcome.due)},
-        tags=[HISTORY_TAG, f"section:{outcome.section}"],
+        parameters={
+            "number": label(outcome.number, outcome.title),
+            "date": str(outcome.due),
+            "plan": label(outcome.plan, outcome.plan_label),
+        },
+        tags=[HISTORY_TAG, plan_tag(outcome.plan), f"section:{outcome.section}"],
         state=end(name=LATE if outcome.is_late else ON_TIME, message=outcome.message()),
     )

@@ -113,17 +113,19 @@ def sweep_deadlines(
     force: bool,
     numbers: Sequence[str] | None = None,
     agencies: Sequence[str] | None = None,
+    plan: str | None = None,
 ) -> SweepResult:
-    """The engine's sweep for `today`: one transaction, so a retry starts from a clean
-    slate and a rerun changes nothing."""
+    """The engine's sweep for `today` (every plan, or `plan`'s obligations `numbers`): one
+    transaction, so a retry starts from a clean slate and a rerun changes nothing."""
     result = engine.sweep(
         ctx,
         today,
         force=force,
         numbers=numbers,
         agencies=agencies,
-        partition=partition_label(numbers, agencies),
+        partition=partition_label(numbers, agencies, plan),
         actor="prefect",
+        plan=plan,
     )
     logger = get_run_logger()
     if result.skipped_reason:
@@ -165,9 +167,14 @@ def announce_escalations(
                     "prefect.resource.name": fact.agency_name,
                 },
                 {
-                    "prefect.resource.id": f"dunghan.obligation.{fact.number}",
+                    "prefect.resource.id": f"dunghan.obligation.{fact.plan}.{fact.number}",
                     "prefect.resource.role": "obligation",
                     "prefect.resource.name": f"{fact.number} {fact.title}",
+                },
+                {
+                    "prefect.resource.id": f"dunghan.plan.{fact.plan}",
+                    "prefect.resource.role": "plan",
+                    "prefect.resource.name": fact.plan,
                 },
             ],
             payload={

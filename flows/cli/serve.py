@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from flows.cli.calendar import fail, parse_day
-from flows.cli.engine import DateOption, open_context, user_errors
+from flows.cli.engine import DateOption, PlanOption, open_context, user_errors
 from flows.local_server import (
     DEFAULT_PORT,
     WAIT_ENV,
@@ -219,13 +219,17 @@ def inspect(
         Path | None,
         typer.Option("--output-dir", help="Thư mục ghi báo cáo HTML (mặc định var/reports)."),
     ] = None,
+    plan: PlanOption = None,
 ) -> None:
-    """Kiểm tra một cơ quan: đúng hạn, trễ hạn, đang mở, quá hạn, bậc đôn đốc; ghi HTML."""
+    """Kiểm tra một cơ quan: đúng hạn, trễ hạn, đang mở, quá hạn, bậc đôn đốc; ghi HTML.
+
+    Việc của mọi kế hoạch đã nạp, hoặc của kế hoạch --plan (--section cần --plan khi có
+    nhiều kế hoạch)."""
     start, end = parse_day(from_, "--from"), parse_day(to, "--to")
     as_of = parse_day(date_) if date_ else today_in_vietnam()
     ctx = open_context()
     with user_errors():
-        report = compliance_report(ctx, agency, start, end, as_of, section)
+        report = compliance_report(ctx, agency, start, end, as_of, section, plan)
     path = write_inspection_html(report, output_dir or reports_dir())
     for line in inspection_lines(report):
         typer.echo(line)

@@ -47,8 +47,8 @@ def artifact_key(*parts: str | None) -> str:
     return "-".join(slug(p) for p in parts if p and slug(p))
 
 
-def obligation_key(number: str) -> str:
-    return artifact_key("obligation", number)
+def obligation_key(number: str, plan: str | None = None) -> str:
+    return artifact_key("obligation", plan, number)
 
 
 def sweep_keys(agencies: Sequence[str] | None) -> tuple[str, str]:
@@ -61,8 +61,8 @@ def sweep_keys(agencies: Sequence[str] | None) -> tuple[str, str]:
     return artifact_key("daily-sweep", scope), artifact_key("daily-sweep-overdue", scope)
 
 
-def inspection_key(agency: str, section: str | None) -> str:
-    return artifact_key("inspection", agency, section)
+def inspection_key(agency: str, section: str | None, plan: str | None = None) -> str:
+    return artifact_key("inspection", agency, plan, section)
 
 
 RECOMPUTE_KEY = "recompute"
@@ -126,9 +126,13 @@ def obligation_description(
 
 
 def publish_obligation_items(
-    ctx: EngineContext, ob: PlanObligation, views: Sequence[ItemView], today: date
+    ctx: EngineContext,
+    ob: PlanObligation,
+    views: Sequence[ItemView],
+    today: date,
+    plan: str | None = None,
 ) -> str:
-    key = obligation_key(ob.number)
+    key = obligation_key(ob.number, plan)
     _prefect_artifacts().create_table_artifact(
         table=obligation_table(views),
         key=key,
@@ -175,7 +179,7 @@ def sweep_markdown(
             rows.append((label, counts[key]))
     parts = [
         f"# Quét hạn ngày {day}",
-        f"{ctx.plan.meta.title} ({ctx.plan.meta.decision}) — {scope}.",
+        f"{'; '.join(p.meta.label for p in ctx.plans.values())} — {scope}.",
         md_table(("Chỉ số", "Số lượng"), rows, right=(1,)),
     ]
     if result.overdue_by_step:
@@ -385,8 +389,11 @@ def inspection_scope(report: ComplianceReport) -> str:
         if report.section is None
         else f"mục {report.section} ({report.section_title})"
     )
+    plans = f"Kế hoạch {report.decision}" if len(report.plans) <= 1 else "Các kế hoạch "
+    if len(report.plans) > 1:
+        plans += ", ".join(report.plans)
     return (
-        f"Kế hoạch {report.decision}, {section}; các việc có hạn từ {report.start:%d/%m/%Y} "
+        f"{plans}, {section}; các việc có hạn từ {report.start:%d/%m/%Y} "
         f"đến {report.end:%d/%m/%Y}, tình hình đến ngày {report.as_of:%d/%m/%Y}."
     )
 
@@ -414,7 +421,7 @@ def inspection_markdown(report: ComplianceReport, html_path: Path | None = None)
                 [
                     (
                         i.item_id,
-                        f"{i.number} {i.title}",
+                        f"{i.number} {i.title}" + (f" — {i.plan}" if i.plan else ""),
                         f"{i.due:%d/%m/%Y}",
                         i.state + (f" — {i.transfer}" if i.transfer else ""),
                         i.step,
@@ -444,6 +451,7 @@ def inspection_path(report: ComplianceReport, directory: Path) -> Path:
     name = artifact_key(
         "kiem-tra",
         report.agency_code,
+        report.plan,
         report.section or "toan-bo",
         report.start.isoformat(),
         report.end.isoformat(),
@@ -475,14 +483,15 @@ def inspection_lines(report: ComplianceReport) -> list[str]:
     for item in report.items:
         if item.category in ("overdue", "done_late"):
             lines.append(
-                f"  Việc {item.item_id} · {item.number} {item.title} · hạn {item.due:%d/%m/%Y}"
-                f" · {item.state}"
+                f"  Việc {item.item_id} · {item.number} {item.title}"
+                + (f" ({item.plan})" if item.plan else "")
+                + f" · hạn {item.due:%d/%m/%Y} · {item.state}"
             )
     return lines
 
 
 def publish_inspection(report: ComplianceReport, html_path: Path) -> str:
-    key = inspection_key(report.agency_code, report.section)
+    key = inspection_key(report.agency_code, report.section, report.plan)
     _prefect_artifacts().create_markdown_artifact(
         markdown=inspection_markdown(report, html_path),
         key=key,
@@ -520,7 +529,7 @@ def recompute_markdown(result: RecomputeResult) -> str:
                 [
                     (
                         c.item_id,
-                        c.number,
+                        f"{c.number} ({c.plan})" if c.plan else c.number,
                         c.agency_name,
                         f"{c.old_due:%d/%m/%Y}",
                         f"{c.new_due:%d/%m/%Y}" if c.new_due else "—",
@@ -544,8 +553,9 @@ def recompute_lines(result: RecomputeResult) -> list[str]:
         lines.append(title)
         for c in changes:
             new = f"{c.new_due:%d/%m/%Y}" if c.new_due else "—"
+            number = f"{c.number} ({c.plan})" if c.plan else c.number
             lines.append(
-                f"  Việc {c.item_id} · {c.number} · {c.agency_name}: {c.old_due:%d/%m/%Y} → {new}"
+                f"  Việc {c.item_id} · {number} · {c.agency_name}: {c.old_due:%d/%m/%Y} → {new}"
             )
             lines.append(f"      Lý do: {c.reason}")
     return lines
@@ -578,7 +588,8 @@ def event_markdown(
     if result.already_recorded:
         head += "Sự kiện đã được ghi nhận trước đó; không tạo thêm việc."
     else:
-        head += f"Nhiệm vụ khởi động: {', '.join(result.obligations) or 'không có'}."
+        started = ", ".join(str(ref) for ref in result.obligations)
+        head += f"Nhiệm vụ khởi động: {started or 'không có'}."
     table = md_table(
         ("Việc", "Cơ quan", "Hạn"),
         [(i, ctx.agency_name(code), f"{due:%d/%m/%Y}") for i, code, due in items],

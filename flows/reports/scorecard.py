@@ -576,7 +576,16 @@ def scorecard_email(
 # ----------------------------------------------------------------------- the shell
 
 
-def measure(ctx: EngineContext, session: Session, month: str, today: date) -> Scorecard:
+def scorecard_plan(ctx: EngineContext, month: str, plan: str | None = None) -> Plan:
+    """The plan whose targets a month is judged against: `plan`, else the plan in force
+    in the month (the 2026 plan for a month of 2026, once it is loaded)."""
+    first, _ = month_bounds(month)
+    return ctx.plan_of(plan, on=first.date())
+
+
+def measure(
+    ctx: EngineContext, session: Session, month: str, today: date, plan: str | None = None
+) -> Scorecard:
     """Read the month's KPIs, those of the year's earlier months, the late list and the
     appointment-slip audit."""
     rules = ctx.one_stop
@@ -585,7 +594,7 @@ def measure(ctx: EngineContext, session: Session, month: str, today: date) -> Sc
     }
     return build_scorecard(
         month,
-        ctx.plan,
+        scorecard_plan(ctx, month, plan),
         ctx.agency_name,
         kpis(session, month, rules=rules),
         trend_rows,
@@ -619,11 +628,17 @@ class ScorecardRun:
 
 
 def make_scorecard(
-    ctx: EngineContext, month: str, output_dir: Path, today: date, *, email: bool = True
+    ctx: EngineContext,
+    month: str,
+    output_dir: Path,
+    today: date,
+    *,
+    email: bool = True,
+    plan: str | None = None,
 ) -> tuple[Scorecard, ScorecardRun]:
     """The terminal's run: measure, write the report, queue its email (unless not wanted)."""
     with session_scope(ctx.db) as session:
-        card = measure(ctx, session, month, today)
+        card = measure(ctx, session, month, today, plan)
     html = report_html(card)
     path = write_report_file(output_dir, month, html)
     recipient, emailed = None, 0

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from deadlines.plan import KpiTarget, Plan
 from flows.dossiers import INDICATORS, kpis
-from flows.engine import EngineContext
+from flows.engine import EngineContext, ObligationRef
 from flows.parameters import section_code
 from flows.reports.review import AgencyOverdue, overdue_by_agency
 from models.db import session_scope
@@ -117,10 +117,15 @@ def plan_status(ctx: EngineContext, as_of: date) -> PlanStatus:
         for code, count in row.by_step.items():
             reached[code] += count
     names = {"": "Chưa đến bậc đôn đốc"} | {s.code: s.name for s in ctx.ladder.steps}
+    # The items of every loaded plan; the targets of the plan in force that day.
+    plan = ctx.plan_on(as_of)
+    plans = list(ctx.plans.values())
     return PlanStatus(
         as_of=as_of,
-        title=ctx.plan.meta.title,
-        decision=ctx.plan.meta.decision,
+        title="; ".join(p.meta.title for p in plans) if len(plans) > 1 else plan.meta.title,
+        decision=", ".join(p.meta.decision for p in plans)
+        if len(plans) > 1
+        else plan.meta.decision,
         open_items=by_status.get(ItemStatus.OPEN, 0),
         due_this_week=due_this_week,
         week_end=week_end,
@@ -128,7 +133,7 @@ def plan_status(ctx: EngineContext, as_of: date) -> PlanStatus:
         closed_late=by_status.get(ItemStatus.DONE_LATE, 0),
         overdue=tuple(overdue),
         steps=tuple((code, names[code], n) for code, n in reached.items() if n),
-        kpis=province_kpis(ctx.plan, month, month_rows),
+        kpis=province_kpis(plan, month, month_rows),
     )
 
 
@@ -159,6 +164,8 @@ class DueOutcome:
     due: date
     on_time: tuple[str, ...]  # agency names
     late: tuple[tuple[str, date | None], ...]  # (agency name, completed on, None: open)
+    plan: str = ""  # the plan's code
+    plan_label: str = ""  # the plan as officials name it
 
     @property
     def is_late(self) -> bool:
@@ -184,9 +191,8 @@ class DueOutcome:
 def due_outcomes(ctx: EngineContext, as_of: date) -> list[DueOutcome]:
     """The outcome of every (obligation, due date) before `as_of`, in due date order;
     cancelled and waived items count neither way."""
-    obligations = {ob.number: ob for ob in ctx.plan.obligations}
-    number_of = {oid: number for number, oid in ctx.obligation_ids.items()}
-    groups: dict[tuple[str, date], tuple[list, list]] = {}
+    number_of = {oid: ref for ref, oid in ctx.obligation_ids.items()}
+    groups: dict[tuple[ObligationRef, date], tuple[list, list]] = {}
     with session_scope(ctx.db) as session:
         rows = session.execute(
             select(
@@ -203,22 +209,27 @@ def due_outcomes(ctx: EngineContext, as_of: date) -> list[DueOutcome]:
             .order_by(DeadlineItem.due, DeadlineItem.obligation_id, DeadlineItem.agency_code)
         ).all()
     for obligation_id, due, code, status, completed_on in rows:
+        if obligation_id not in number_of:
+            continue  # a duty a later version of its plan dropped
         on_time, late = groups.setdefault((number_of[obligation_id], due), ([], []))
         if status == ItemStatus.DONE:
             on_time.append(ctx.agency_name(code))
         else:
             late.append((ctx.agency_name(code), completed_on))
     outcomes = []
-    for (number, due), (on_time, late) in groups.items():
-        ob = obligations[number]
+    for (ref, due), (on_time, late) in groups.items():
+        plan = ctx.plans[ref.plan]
+        ob = plan.obligation(ref.number)
         outcomes.append(
             DueOutcome(
-                number,
+                ref.number,
                 ob.title,
                 section_code(ob.part, ob.section),
                 due,
                 tuple(on_time),
                 tuple(late),
+                plan.meta.code,
+                plan.meta.label,
             )
         )
     return outcomes

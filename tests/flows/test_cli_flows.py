@@ -182,6 +182,7 @@ def test_items_json_can_be_scripted(terminal, database_url):
     assert len(june) == 1
     assert june[0] | {"id": 0} == {
         "id": 0,
+        "plan": "nghe-an-2025-kstthc",
         "number": "X.2",
         "title": "Báo cáo công tác cải cách TTHC hằng tháng",
         "agency": "XA-17935",

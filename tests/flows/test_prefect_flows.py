@@ -113,7 +113,7 @@ def test_an_obligation_run_escalates_its_items_once_and_publishes_them(dunghan_e
     }
     assert count(url, Notification) == counts["notifications"] > 0
 
-    table = table_of(artifacts_of(state)["obligation-x-2"])
+    table = table_of(artifacts_of(state)["obligation-nghe-an-2025-kstthc-x-2"])
     march = [row for row in table if row["Hạn"] == "21/03/2025"]
     assert len(march) == len(agencies)
     assert {row["Trạng thái"] for row in march} == {"Quá hạn 1 ngày làm việc"}
@@ -131,7 +131,8 @@ def test_an_obligation_run_escalates_its_items_once_and_publishes_them(dunghan_e
     assert event.resource["dunghan.agency"] == code
     roles = {r.role: r.id for r in event.related}
     assert roles["agency"] == f"dunghan.agency.{code}"
-    assert roles["obligation"] == "dunghan.obligation.X.2"
+    assert roles["obligation"] == "dunghan.obligation.nghe-an-2025-kstthc.X.2"
+    assert roles["plan"] == "dunghan.plan.nghe-an-2025-kstthc"
     assert roles["flow-run"] == f"prefect.flow-run.{state.state_details.flow_run_id}"
     assert event.payload["due"] == "2025-03-21" and event.payload["notified"] is True
     # Every agency late on 21/3 is named in the state's message, one item each.
@@ -280,7 +281,8 @@ def test_recording_an_event_creates_its_items_and_announces_it_once(dunghan_env,
     )
     assert state.is_completed(), state.message
     result = state.result()
-    assert result["obligations"] == ["II.1b"] and not result["already_recorded"]
+    assert result["obligations"] == [["nghe-an-2025-kstthc", "II.1b"]]
+    assert not result["already_recorded"]
     # "Sau 03 ngày làm việc kể từ ngày nhận được …": Monday 10/3 + 3 working days.
     (item,) = rows(url, select(DeadlineItem.id, DeadlineItem.agency_code, DeadlineItem.due))
     assert item == (result["created_items"][0], "SO-TP", D("2025-03-13"))
@@ -289,7 +291,10 @@ def test_recording_an_event_creates_its_items_and_announces_it_once(dunghan_env,
     assert event.resource.id == f"dunghan.event.{result['event_id']}"
     assert event.resource["dunghan.event-code"] == CODE_II_1B
     assert event.resource["dunghan.agency"] == "SO-TP"
-    assert {r.id for r in event.related} >= {"dunghan.agency.SO-TP", "dunghan.obligation.II.1b"}
+    assert {r.id for r in event.related} >= {
+        "dunghan.agency.SO-TP",
+        "dunghan.obligation.nghe-an-2025-kstthc.II.1b",
+    }
     assert event.payload["items"] == [{"id": item[0], "agency": "SO-TP", "due": "2025-03-13"}]
     markdown = artifacts_of(state)["recorded-event"].data
     assert "13/03/2025" in markdown and "II.1b" in markdown
