@@ -145,6 +145,7 @@ def test_after_a_simulated_month_the_ui_shows_the_plan(simulated_may):
     assert march.parameters == {
         "number": "X.2 — Báo cáo công tác cải cách TTHC hằng tháng",
         "date": "2025-03-21",
+        "plan": "nghe-an-2025-kstthc — Kế hoạch năm 2025 (Quyết định 384/QĐ-UBND)",
     }
 
     again = plan_status_flow(return_state=True).result()
