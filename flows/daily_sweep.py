@@ -18,7 +18,7 @@ from flows.reports.artifacts import publish_sweep
 from flows.reports.review import overdue_by_agency
 from flows.steps import (
     REFUSALS,
-    announce_escalations,
+    announce,
     database_step,
     deliver_mail,
     opened_engine,
@@ -47,8 +47,8 @@ def daily_sweep(
             check_day(ctx, today, "date")
             agencies = check_agencies(ctx, agencies)
             result = sweep_deadlines(ctx, today, force=force, agencies=agencies)
+            announce(ctx)
             if not result.skipped_reason:
-                announce_escalations(ctx, today, result.escalations)
                 deliver_mail(ctx)
             report(ctx, result, agencies)
             return {"skipped": result.skipped_reason} if result.skipped_reason else result.counts

@@ -27,6 +27,7 @@ from deadlines.calendar import WorkCalendar
 from deadlines.dossier import OneStopRules
 from deadlines.ladder import Ladder, Step, load_ladder, role_address
 from deadlines.plan import Plan, load_plan
+from flows import announce as announcements
 from flows.dossiers import DossierAlerts, dossier_alerts
 from models.db import make_engine, migrate, session_scope
 from models.store import audit, audit_many, insert_ignoring_duplicates, upsert, utcnow
@@ -648,8 +649,12 @@ def sweep(
     partition: str = "",
     actor: str = "system",
     notify: bool = True,
+    announce: bool = False,
 ) -> SweepResult:
-    """One evaluation for `today`, in one transaction: all of it lands, or none of it."""
+    """One evaluation for `today`, in one transaction: all of it lands, or none of it.
+
+    With `announce` (the Prefect flows), each new escalation's Prefect event is stored
+    in the same transaction, for `flows.announce.announce_pending` to emit."""
     result = SweepResult(run_date=today)
     with session_scope(ctx.db) as session:
         run = SweepRun(run_date=today, partition=partition, forced=force, started_at=utcnow())
@@ -662,6 +667,8 @@ def sweep(
         if numbers is None:
             result.transferred = transfer_successions(ctx, session, today, actor, agencies)
         result.escalations = evaluate(ctx, session, today, numbers, agencies)
+        if announce:
+            announcements.record_escalations(ctx, session, today, result.escalations)
         if notify:
             result.notifications = queue_notifications(
                 ctx, session, today, result.escalations, agencies
@@ -742,8 +749,12 @@ def record_event(
     document: str = "",
     description: str = "",
     actor: str = "admin",
+    announce: bool = False,
 ) -> EventResult:
-    """Store an event and create the items it starts, with their working-day due dates."""
+    """Store an event and create the items it starts, with their working-day due dates.
+
+    With `announce` (the Prefect flow), a new event's Prefect event is stored in the
+    same transaction, for `flows.announce.announce_pending` to emit."""
     known = event_types(ctx)
     if event_code not in known:
         listing = "\n".join(f"  {code}: {desc}" for code, (desc, _) in sorted(known.items()))
@@ -806,12 +817,14 @@ def record_event(
                     }
                     for owner in owners
                 ]
-        created = [
-            row[0]
-            for row in insert_ignoring_duplicates(
-                session, DeadlineItem, rows, ["obligation_id", "agency_code", "period_key"], ["id"]
-            )
-        ]
+        new_items = insert_ignoring_duplicates(
+            session,
+            DeadlineItem,
+            rows,
+            ["obligation_id", "agency_code", "period_key"],
+            ["id", "agency_code", "due"],
+        )
+        created = [item_id for item_id, _, _ in new_items]
         if inserted:
             audit(
                 session,
@@ -825,6 +838,19 @@ def record_event(
                 document=document,
                 created_items=created,
             )
+            if announce:
+                announcements.record_event(
+                    ctx,
+                    session,
+                    event_id,
+                    event_code,
+                    known[event_code][0],
+                    agency.code,
+                    occurred_on,
+                    document,
+                    sorted(set(numbers)),
+                    new_items,
+                )
         if created:
             _confirm(ctx, session, created, "created", occurred_on, f"event:{event_id}")
     return EventResult(event_id, created, sorted(set(numbers)), already_recorded=not inserted)

@@ -2,8 +2,9 @@
 on the days its due dates and ladder steps fall, triggered by the events it waits for.
 
 A run materialises the obligation's items, evaluates them against the escalation ladder,
-records the steps reached, queues the notifications, announces the new escalations and
-publishes a table of the obligation's items.
+records the steps reached, queues the notifications, announces the new escalations (and
+any an earlier run recorded but could not announce) and publishes a table of the
+obligation's items.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from flows.reports.artifacts import publish_obligation_items
 from flows.reports.review import obligation_items
 from flows.steps import (
     REFUSALS,
-    announce_escalations,
+    announce,
     database_step,
     opened_engine,
     refuse,
@@ -49,9 +50,9 @@ def obligation_flow(number: str, date: str | None = None, force: bool = False) -
             ob = ctx.obligation(number)
             check_day(ctx, today, "date")
             result = sweep_deadlines(ctx, today, force=force, numbers=[ob.number])
+            announce(ctx)
             if result.skipped_reason:
                 return {"skipped": result.skipped_reason}
-            announce_escalations(ctx, today, result.escalations)
             report_items(ctx, ob, today)
             return result.counts
     except REFUSALS as refused:

@@ -10,7 +10,7 @@ recomputation only ever moves due dates: it cannot double or lose an occurrence.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -19,7 +19,7 @@ from sqlalchemy import func, or_, select, update
 from deadlines.calendar import WorkCalendar
 from deadlines.plan import Obligation as PlanObligation
 from deadlines.plan import Plan
-from flows.engine import EngineContext, NewEscalation, occurrences, working_days_left
+from flows.engine import EngineContext, occurrences, working_days_left
 from flows.parameters import check_range, check_section, section_code
 from models.db import session_scope
 from models.store import audit_many, utcnow
@@ -32,8 +32,6 @@ STATUS_VI = {
     ItemStatus.WAIVED: "Được miễn",
     ItemStatus.CANCELLED: "Đã hủy",
 }
-
-_CHUNK = 1000
 
 
 def obligation_section(ob: PlanObligation) -> str:
@@ -69,11 +67,6 @@ def _highest_steps():
         .group_by(Escalation.item_id)
         .subquery()
     )
-
-
-def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
-    for start in range(0, len(ids), _CHUNK):
-        yield list(ids[start : start + _CHUNK])
 
 
 # ---------------------------------------------------------------- one obligation
@@ -179,61 +172,6 @@ def overdue_by_agency(
         for code in totals
     ]
     return sorted(rows, key=lambda r: (-r.total, r.agency_name))
-
-
-# ------------------------------------------------------------------ escalations
-
-
-@dataclass(frozen=True)
-class EscalationFact:
-    item_id: int
-    agency_code: str
-    agency_name: str
-    number: str
-    title: str
-    due: date
-    step_code: str
-    step_name: str
-    notified: bool
-
-
-def escalation_facts(
-    ctx: EngineContext, escalations: Sequence[NewEscalation]
-) -> list[EscalationFact]:
-    """What an escalation is about: the item's agency, obligation and due date."""
-    ids = sorted({e.item_id for e in escalations})
-    items: dict[int, tuple[str, date, str, str]] = {}
-    with session_scope(ctx.db) as session:
-        for chunk in _chunks(ids):
-            for item_id, code, due, number, title in session.execute(
-                select(
-                    DeadlineItem.id,
-                    DeadlineItem.agency_code,
-                    DeadlineItem.due,
-                    Obligation.number,
-                    Obligation.title,
-                )
-                .join(Obligation, Obligation.id == DeadlineItem.obligation_id)
-                .where(DeadlineItem.id.in_(chunk))
-            ):
-                items[item_id] = (code, due, number, title)
-    facts = []
-    for esc in escalations:
-        code, due, number, title = items[esc.item_id]
-        facts.append(
-            EscalationFact(
-                item_id=esc.item_id,
-                agency_code=code,
-                agency_name=ctx.agency_name(code),
-                number=number,
-                title=title,
-                due=due,
-                step_code=esc.step.code,
-                step_name=esc.step.name,
-                notified=esc.notified,
-            )
-        )
-    return facts
 
 
 # -------------------------------------------------------------------- inspection
