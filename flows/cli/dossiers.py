@@ -17,11 +17,12 @@ from flows.dossiers import INDICATORS, KPI_KEYS, kpis, month_bounds
 from models.db import session_scope
 from models.dossier_import import ImportRefused, import_dossiers, import_procedures
 from models.tables import Dossier, Procedure
+from plans import PLANS_DIR
 
 procedures_app = typer.Typer(help="Danh mục thủ tục hành chính và thời hạn giải quyết.")
 dossiers_app = typer.Typer(help="Hồ sơ TTHC từ hệ thống một cửa: nhập, giải thích hạn.")
 
-SAMPLE_PROCEDURES = Path(__file__).resolve().parent.parent / "plans" / "sample-procedures.csv"
+SAMPLE_PROCEDURES = PLANS_DIR / "sample-procedures.csv"
 
 
 def _refused(exc: ImportRefused) -> typer.Exit:
