@@ -338,11 +338,17 @@ def transfer_successions(
                 }
             else:
                 values |= {"agency_code": successor}
-            session.execute(
+            changed = session.execute(
                 update(DeadlineItem)
-                .where(DeadlineItem.id == item_id)
+                .where(
+                    DeadlineItem.id == item_id,
+                    DeadlineItem.agency_code == code,
+                    DeadlineItem.status == ItemStatus.OPEN,
+                )
                 .values(**values, updated_at=utcnow())
-            )
+            ).rowcount
+            if not changed:  # closed or moved by someone else meanwhile: theirs stands
+                continue
             audits.append(
                 {
                     "actor": actor,
@@ -372,11 +378,12 @@ def _close_orphaned(session: Session, code: str, agency, today: date, actor: str
         f"{agency.name} chấm dứt hoạt động từ {agency.active_to:%d/%m/%Y} "
         "mà không có một cơ quan kế thừa duy nhất"
     )
-    session.execute(
+    ids = session.scalars(
         update(DeadlineItem)
-        .where(DeadlineItem.id.in_(ids))
+        .where(DeadlineItem.id.in_(ids), DeadlineItem.status == ItemStatus.OPEN)
         .values(status=ItemStatus.CANCELLED, evidence=reason, updated_at=utcnow())
-    )
+        .returning(DeadlineItem.id)
+    ).all()
     audit_many(
         session,
         (
@@ -865,6 +872,52 @@ class CompletionResult:
     changed: bool
 
 
+STATUS_NAMES = {
+    ItemStatus.OPEN: "đang mở",
+    ItemStatus.DONE: "hoàn thành đúng hạn",
+    ItemStatus.DONE_LATE: "hoàn thành trễ hạn",
+    ItemStatus.WAIVED: "được miễn",
+    ItemStatus.CANCELLED: "đã hủy",
+}
+
+
+def _item_state(session: Session, item_id: int):
+    row = session.execute(
+        select(
+            DeadlineItem.id,
+            DeadlineItem.due,
+            DeadlineItem.status,
+            DeadlineItem.completed_on,
+            DeadlineItem.evidence,
+        ).where(DeadlineItem.id == item_id)
+    ).first()
+    if row is None:
+        raise EngineError(f"Không có việc số {item_id}.")
+    return row
+
+
+def _close_open_item(session: Session, item_id: int, **values) -> bool:
+    """Close an item only if it is still open: one conditional UPDATE, so of two admins
+    closing it at once exactly one does (the other's UPDATE finds it closed)."""
+    return (
+        session.execute(
+            update(DeadlineItem)
+            .where(DeadlineItem.id == item_id, DeadlineItem.status == ItemStatus.OPEN)
+            .values(**values, updated_at=utcnow())
+        ).rowcount
+        == 1
+    )
+
+
+def _refuse_closed(item) -> EngineError:
+    on = f", ngày {item.completed_on:%d/%m/%Y}" if item.completed_on else ""
+    evidence = f", bằng chứng: {item.evidence}" if item.evidence else ""
+    return EngineError(
+        f"Việc số {item.id} đã đóng ({STATUS_NAMES.get(item.status, item.status)}{on}"
+        f"{evidence}); không ghi đè kết quả đã có."
+    )
+
+
 def complete_item(
     ctx: EngineContext,
     item_id: int,
@@ -872,38 +925,58 @@ def complete_item(
     evidence: str,
     actor: str = "admin",
 ) -> CompletionResult:
-    """Mark an item done on `completed_on` with its evidence; late completion stays late."""
+    """Mark an item done on `completed_on` with its evidence; late completion stays late.
+
+    Recording the same completion again changes nothing; a different one for an item
+    already closed (by another admin a moment earlier, too) is refused."""
     if not evidence or not evidence.strip():
         raise EngineError("Cần ghi bằng chứng hoàn thành (ví dụ số văn bản).")
+    evidence = evidence.strip()
     with session_scope(ctx.db) as session:
-        item = session.get(DeadlineItem, item_id)
-        if item is None:
-            raise EngineError(f"Không có việc số {item_id}.")
+        item = _item_state(session, item_id)
         status = ItemStatus.DONE if completed_on <= item.due else ItemStatus.DONE_LATE
-        if item.status in ItemStatus.CLOSED:
-            same = item.completed_on == completed_on and item.evidence == evidence.strip()
-            if same:
+        done = _close_open_item(
+            session, item_id, status=status, completed_on=completed_on, evidence=evidence
+        )
+        if not done:
+            item = _item_state(session, item_id)  # as the admin who closed it left it
+            if item.completed_on == completed_on and item.evidence == evidence:
                 return CompletionResult(item.id, item.status, item.due, completed_on, False)
-            raise EngineError(
-                f"Việc số {item_id} đã đóng ({item.status}, ngày {item.completed_on}); "
-                "không ghi đè kết quả đã có."
-            )
-        item.status, item.completed_on, item.evidence = status, completed_on, evidence.strip()
-        item.updated_at = utcnow()
-        session.add(item)
+            raise _refuse_closed(item)
         audit(
             session,
             actor,
             "complete_item",
             "deadline_item",
-            item.id,
+            item_id,
             status=status,
             completed_on=completed_on,
-            evidence=item.evidence,
+            evidence=evidence,
         )
-        session.flush()
-        _confirm(ctx, session, [item.id], "completed", completed_on, f"done:{item.id}")
-        return CompletionResult(item.id, status, item.due, completed_on, True)
+        _confirm(ctx, session, [item_id], "completed", completed_on, f"done:{item_id}")
+        return CompletionResult(item_id, status, item.due, completed_on, True)
+
+
+def waive_item(
+    ctx: EngineContext, item_id: int, on: date, reason: str, actor: str = "admin"
+) -> CompletionResult:
+    """Waive an open item (miễn): the plan no longer requires it (an orphan after a rule
+    change, a duty that lapsed), with the decision that says so. Only an open item can
+    be waived; the same waiver again changes nothing."""
+    if not reason or not reason.strip():
+        raise EngineError("Cần ghi căn cứ miễn (ví dụ số văn bản cho phép miễn).")
+    reason = reason.strip()
+    with session_scope(ctx.db) as session:
+        item = _item_state(session, item_id)
+        if not _close_open_item(
+            session, item_id, status=ItemStatus.WAIVED, completed_on=on, evidence=reason
+        ):
+            item = _item_state(session, item_id)
+            if item.status == ItemStatus.WAIVED and item.evidence == reason:
+                return CompletionResult(item.id, item.status, item.due, on, False)
+            raise _refuse_closed(item)
+        audit(session, actor, "waive_item", "deadline_item", item_id, on=on, reason=reason)
+        return CompletionResult(item_id, ItemStatus.WAIVED, item.due, on, True)
 
 
 def _confirm(ctx, session, item_ids, what: str, day: date, key: str) -> None:

@@ -112,10 +112,11 @@ def _complete_due_work(ctx, today, seed, planned: dict[int, date], result) -> No
                 status = ItemStatus.DONE if today <= due else ItemStatus.DONE_LATE
                 finished.append((item_id, due, status))
         now = utcnow()
+        closed: set[int] = set()  # by this run: a concurrent one's stay theirs
         for status in (ItemStatus.DONE, ItemStatus.DONE_LATE):
             ids = [i for i, _, s in finished if s == status]
             if ids:
-                session.execute(
+                done = session.scalars(
                     update(DeadlineItem)
                     .where(DeadlineItem.id.in_(ids), DeadlineItem.status == ItemStatus.OPEN)
                     .values(
@@ -124,8 +125,10 @@ def _complete_due_work(ctx, today, seed, planned: dict[int, date], result) -> No
                         evidence=f"Văn bản báo cáo ngày {today:%d/%m/%Y} (mô phỏng)",
                         updated_at=now,
                     )
-                )
-                result.completions[status] += len(ids)
+                    .returning(DeadlineItem.id)
+                ).all()
+                closed.update(done)
+                result.completions[status] += len(done)
         audit_many(
             session,
             (
@@ -137,6 +140,7 @@ def _complete_due_work(ctx, today, seed, planned: dict[int, date], result) -> No
                     "detail": {"status": status, "completed_on": today},
                 }
                 for item_id, _, status in finished
+                if item_id in closed
             ),
         )
 

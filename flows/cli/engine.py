@@ -26,6 +26,7 @@ from flows.engine import (
     event_types,
     record_event,
     sweep,
+    waive_item,
     working_days_left,
 )
 from models.db import redact, session_scope
@@ -249,6 +250,21 @@ def item_complete(
         f"{prefix}: việc {result.item_id} hoàn thành {late} ngày {done_on:%d/%m/%Y} "
         f"(hạn {result.due:%d/%m/%Y})."
     )
+
+
+@item_app.command("waive")
+def item_waive(
+    item_id: Annotated[int, typer.Argument(help="Số việc (xem `dunghan items`).")],
+    on: Annotated[str, typer.Option("--on", help="Ngày quyết định miễn (YYYY-MM-DD).")],
+    reason: Annotated[str, typer.Option("--reason", help="Căn cứ miễn, ví dụ số văn bản.")],
+) -> None:
+    """Miễn một việc đang mở (kế hoạch không còn yêu cầu), kèm căn cứ."""
+    waived_on = parse_day(on, "--on")
+    ctx = open_context()
+    with user_errors():
+        result = waive_item(ctx, item_id, waived_on, reason, actor="cli")
+    prefix = "Đã miễn" if result.changed else "Đã miễn từ trước"
+    typer.echo(f"{prefix}: việc {result.item_id} (hạn {result.due:%d/%m/%Y}), căn cứ: {reason}.")
 
 
 def register(app: typer.Typer) -> None:

@@ -409,12 +409,23 @@ def recompute(
         if dry_run:
             return result
         now = utcnow()
+        applied = set()
+        old_due = {c.item_id: c.old_due for c in result.changes}
         for item_id, values in writes:
-            session.execute(
+            # Only from the state the change was computed from: an item completed, or
+            # moved by a concurrent recompute, in the meantime is left as it is.
+            moved = session.execute(
                 update(DeadlineItem)
-                .where(DeadlineItem.id == item_id)
+                .where(
+                    DeadlineItem.id == item_id,
+                    DeadlineItem.status == ItemStatus.OPEN,
+                    DeadlineItem.due == old_due[item_id],
+                )
                 .values(**values, updated_at=now)
-            )
+            ).rowcount
+            if moved:
+                applied.add(item_id)
+        result.changes = [c for c in result.changes if c.item_id in applied]
         audit_many(session, [_audit(actor, change) for change in result.changes])
     return result
 

@@ -59,6 +59,29 @@ def steps_of(ctx, item_id: int) -> list[tuple[str, bool, date]]:
         ]
 
 
+def natural_keys(ctx) -> tuple[list, list]:
+    """What a database holds, without its ids: (obligation, agency, due, status, step,
+    notified) of every item and step, and (kind, recipient, subject) of every message."""
+    with session_scope(ctx.db) as session:
+        steps = session.execute(
+            select(
+                Obligation.number,
+                DeadlineItem.agency_code,
+                DeadlineItem.period_key,
+                DeadlineItem.due,
+                DeadlineItem.status,
+                Escalation.step,
+                Escalation.notified,
+            )
+            .join(DeadlineItem, DeadlineItem.obligation_id == Obligation.id)
+            .join(Escalation, Escalation.item_id == DeadlineItem.id, isouter=True)
+        ).all()
+        messages = session.execute(
+            select(Notification.kind, Notification.recipient, Notification.subject)
+        ).all()
+    return sorted(steps, key=repr), sorted(messages)
+
+
 def snapshot(ctx) -> tuple[int, ...]:
     return tuple(count(ctx, model) for model in (DeadlineItem, Escalation, Notification, AuditLog))
 
@@ -262,7 +285,81 @@ def test_completion_on_time_late_and_twice(ctx):
     assert count(ctx, AuditLog, AuditLog.action == "complete_item") == 2
 
 
-def test_two_sweeps_at_once_record_and_queue_everything_exactly_once(ctx, database_url):
+def test_admins_closing_the_same_item_at_once_get_one_success_and_clear_refusals(ctx, database_url):
+    """Four admins complete (or waive) each of eight items at the same instant, each
+    from a connection of their own: one of them closes the item, the others are told
+    who was first, and one confirmation is queued per item."""
+    from dataclasses import replace
+
+    from flows.engine import waive_item
+    from models.db import make_engine
+
+    sweep(ctx, D("2025-02-24"))
+    with session_scope(ctx.db) as session:
+        items = session.scalars(
+            select(DeadlineItem.id)
+            .join(Obligation)
+            .where(Obligation.number == "I.4")
+            .order_by(DeadlineItem.id)
+            .limit(8)
+        ).all()
+    assert len(items) == 8
+    admins = [replace(ctx, db=make_engine(database_url)) for _ in range(4)]
+    outcomes: dict[int, list] = {item: [] for item in items}
+
+    def admin(index: int, item_id: int, start: threading.Barrier) -> None:
+        start.wait()
+        try:
+            if index == 3:
+                done = waive_item(admins[index], item_id, D("2025-03-03"), f"QĐ {index}/QĐ")
+            else:
+                done = complete_item(admins[index], item_id, D("2025-03-03"), f"{index}/BC")
+            outcomes[item_id].append(("ok", done.changed))
+        except EngineError as refused:
+            outcomes[item_id].append(("refused", str(refused)))
+
+    for item_id in items:
+        start = threading.Barrier(len(admins))
+        threads = [
+            threading.Thread(target=admin, args=(i, item_id, start)) for i in range(len(admins))
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    for admin_ctx in admins:
+        admin_ctx.db.dispose()
+
+    tried = sum(len(o) for o in outcomes.values())
+    refused = [text for o in outcomes.values() for kind, text in o if kind == "refused"]
+    assert tried == 32 and len(refused) == 24
+    for outcome in outcomes.values():
+        assert sorted(kind for kind, _ in outcome) == ["ok", "refused", "refused", "refused"]
+        assert ("ok", True) in outcome
+    assert all("đã đóng" in text and "không ghi đè" in text for text in refused)
+    assert any("hoàn thành" in text for text in refused)
+    with session_scope(ctx.db) as session:
+        rows = session.execute(
+            select(DeadlineItem.id, DeadlineItem.status, DeadlineItem.evidence).where(
+                DeadlineItem.id.in_(items)
+            )
+        ).all()
+        closing = session.execute(
+            select(AuditLog.entity_id, func.count())
+            .where(AuditLog.action.in_(["complete_item", "waive_item"]))
+            .group_by(AuditLog.entity_id)
+        ).all()
+        confirmations = session.scalars(
+            select(Notification.subject).where(Notification.kind == "confirmation")
+        ).all()
+    assert all(status != ItemStatus.OPEN for _, status, _ in rows)
+    assert sorted(int(i) for i, n in closing if n == 1) == sorted(items)
+    completed = sum(1 for _, status, _ in rows if status != ItemStatus.WAIVED)
+    assert len(confirmations) == completed > 0  # one per completed item
+    print(f"concurrent closings tried {tried}, refused {len(refused)}")
+
+
+def test_two_sweeps_at_once_record_and_queue_everything_exactly_once(ctx, database_url, tmp_path):
     sweep(ctx, D("2025-02-24"))
     other = EngineContext.open(database_url)
     errors: list[BaseException] = []
@@ -289,9 +386,14 @@ def test_two_sweeps_at_once_record_and_queue_everything_exactly_once(ctx, databa
         keys = session.scalars(select(Notification.idempotency_key)).all()
     assert duplicated_steps == []
     assert len(keys) == len(set(keys)) > 0
-    # The result equals one sweep alone.
-    reference = EngineContext.open(f"{database_url}")
-    assert count(reference, Escalation) == count(ctx, Escalation)
+    # The result equals the same sweeps run alone, one after the other, on a database of
+    # their own.
+    alone = EngineContext.open(f"sqlite:///{tmp_path}/alone.db")
+    sweep(alone, D("2025-02-24"))
+    sweep(alone, D("2025-03-18"))
+    assert natural_keys(ctx) == natural_keys(alone)
+    assert count(alone, Escalation) > 0
+    alone.db.dispose()
 
 
 def test_items_of_a_district_dissolved_without_successor_are_closed_with_the_reason(ctx):
@@ -324,22 +426,6 @@ def test_partitioned_sweeps_equal_one_whole_sweep(database_url, tmp_path):
         for part in parts:
             sweep(split, day, agencies=part, partition=f"p{parts.index(part)}")
 
-    def keys(ctx):
-        with session_scope(ctx.db) as session:
-            return sorted(
-                session.execute(
-                    select(
-                        Obligation.number,
-                        DeadlineItem.agency_code,
-                        DeadlineItem.due,
-                        Escalation.step,
-                        Escalation.notified,
-                    )
-                    .join(DeadlineItem, DeadlineItem.obligation_id == Obligation.id)
-                    .join(Escalation, Escalation.item_id == DeadlineItem.id, isouter=True)
-                ).all()
-            )
-
-    assert keys(split) == keys(whole)
+    assert natural_keys(split)[0] == natural_keys(whole)[0]
     whole.db.dispose()
     split.db.dispose()
