@@ -43,7 +43,7 @@ from models.tables import (
 )
 from models.tables import Plan as PlanRow
 from notifications import compose
-from notifications.outbox import store_messages
+from notifications.outbox import covered, store_messages
 
 DATE_RULE_KINDS = ("fixed", "period", "recurring")
 PLAN_ENV, REGISTRY_ENV, LADDER_ENV = (
@@ -569,10 +569,24 @@ def queue_notifications(
                 )
                 agencies_served.add(ctx.agency_name(agency_code))
                 listed.extend(items)
+    # A later sweep the same day (new items, another partition's agencies at a shared
+    # address) sends a supplement with what the day's earlier digests did not say.
+    said = covered(session, "digest", today)
     for address, (name, agencies_served, items) in sorted(by_recipient.items()):
+        earlier = said.get(address.lower(), set())
+        items = [i for i in items if compose.line_key(i) not in earlier]
+        if not items:
+            continue
         items.sort(key=lambda i: (i.due, i.number, i.agency))
         messages.append(
-            compose.digest(address, name, "; ".join(sorted(agencies_served)), today, items)
+            compose.digest(
+                address,
+                name,
+                "; ".join(sorted(agencies_served)),
+                today,
+                items,
+                supplement=bool(earlier),
+            )
         )
     # Escalation letters: the newly reached, notified overdue steps, one per recipient.
     letters: dict[tuple[str, str], list[int]] = defaultdict(list)

@@ -168,6 +168,10 @@ class Notification(SQLModel, table=True):
     body_text: str
     body_html: str
     ics: str = ""
+    # A digest's lines (item@steps reached): the day's later digests leave them out.
+    covers: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
     status: str = Field(default="pending", max_length=16)  # pending | sending | sent | failed
     attempts: int = 0
     last_error: str | None = None

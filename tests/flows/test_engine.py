@@ -23,6 +23,7 @@ from models.tables import (
 )
 
 D = date.fromisoformat
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -357,6 +358,90 @@ def test_admins_closing_the_same_item_at_once_get_one_success_and_clear_refusals
     completed = sum(1 for _, status, _ in rows if status != ItemStatus.WAIVED)
     assert len(confirmations) == completed > 0  # one per completed item
     print(f"concurrent closings tried {tried}, refused {len(refused)}")
+
+
+CODE_II_1B = "nhan-duoc-quyet-dinh-cong-bo-tthc-cua-bo-truong-cac-bo-nganh-trung-uong"
+
+
+def digest_lines(ctx) -> dict[str, list[tuple]]:
+    """Every digest line in the outbox, by recipient: (obligation, agency, due, steps)."""
+    with session_scope(ctx.db) as session:
+        natural = {
+            item_id: (number, code, due)
+            for item_id, number, code, due in session.execute(
+                select(
+                    DeadlineItem.id, Obligation.number, DeadlineItem.agency_code, DeadlineItem.due
+                ).join(Obligation)
+            )
+        }
+        out: dict[str, list[tuple]] = {}
+        for recipient, covers in session.execute(
+            select(Notification.recipient, Notification.covers).where(Notification.kind == "digest")
+        ):
+            for line in covers:
+                item_id, steps = line.split("@")
+                out.setdefault(recipient, []).append((*natural[int(item_id)], int(steps)))
+    return {recipient: sorted(lines) for recipient, lines in out.items()}
+
+
+def test_a_later_sweep_the_same_day_sends_what_is_new_and_nothing_already_sent(ctx):
+    day = D("2025-03-10")
+    sweep(ctx, day)
+    first = digest_lines(ctx)
+    assert first
+    # Later that day a decision reaches the Department of Justice: an item due on 13/3.
+    (new_item,) = record_event(ctx, CODE_II_1B, "SO-TP", day, "QĐ 12/QĐ-BTP").created_items
+    assert sweep(ctx, day).notifications == 1
+    with session_scope(ctx.db) as session:
+        (supplement,) = session.execute(
+            select(Notification.recipient, Notification.subject, Notification.covers)
+            .where(Notification.kind == "digest")
+            .order_by(Notification.id.desc())
+            .limit(1)
+        ).all()
+    recipient, subject, covers = supplement
+    assert covers == [f"{new_item}@1"]  # reminded at once: due in three working days
+    assert "(bổ sung)" in subject and "1 việc sắp đến hạn" in subject
+    second = digest_lines(ctx)
+    new_line = ("II.1b", "SO-TP", D("2025-03-13"), 1)
+    assert second[recipient] == sorted([*first.get(recipient, []), new_line])
+    assert {r: lines for r, lines in second.items() if r != recipient} == {
+        r: lines for r, lines in first.items() if r != recipient
+    }
+    before = snapshot(ctx)
+    assert sweep(ctx, day).notifications == 0  # nothing new: nothing sent
+    assert snapshot(ctx)[:3] == before[:3]
+
+
+def test_partitions_sharing_an_address_send_it_every_line_once(database_url, tmp_path):
+    """The departments share one mailbox (a province's choice): each partition's sweep
+    sends it the lines of its own departments, and together they say what one whole
+    sweep says, nothing dropped (as a key of (recipient, day) used to) and nothing twice."""
+    import re
+
+    from flows.engine import agency_partitions
+
+    shipped = (ROOT / "plans" / "agencies.yaml").read_text(encoding="utf-8")
+    shared = tmp_path / "agencies.yaml"
+    shared.write_text(
+        re.sub(r"email: so-[a-z-]+@example\.gov\.vn", "email: cac-so@example.gov.vn", shipped),
+        encoding="utf-8",
+    )
+    whole = EngineContext.open(f"sqlite:///{tmp_path}/whole.db", registry_path=shared)
+    split = EngineContext.open(database_url, registry_path=shared)
+    parts = agency_partitions(split, 4)
+    departments = [p for p in parts if any(code.startswith("SO-") for code in p)]
+    assert len(departments) > 1  # the shared mailbox is served by several partitions
+    for day in (D("2025-03-10"), D("2025-03-24")):
+        sweep(whole, day)
+        for part in parts:
+            sweep(split, day, agencies=part)
+    by_partition, alone = digest_lines(split), digest_lines(whole)
+    assert by_partition == alone
+    lines = by_partition["cac-so@example.gov.vn"]
+    assert len(lines) == len(set(lines)) and {code for _, code, _, _ in lines} > {"SO-TP"}
+    whole.db.dispose()
+    split.db.dispose()
 
 
 def test_two_sweeps_at_once_record_and_queue_everything_exactly_once(ctx, database_url, tmp_path):

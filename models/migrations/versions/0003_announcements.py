@@ -1,4 +1,5 @@
-"""announcements: the Prefect events to announce, recorded with what they announce
+"""announcements (the Prefect events to announce, stored with what they announce) and the
+lines each digest covers
 
 Revision ID: 0003
 Revises: 0002
@@ -35,8 +36,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("event_id"),
     )
     op.create_index("ix_announcement_pending", "announcement", ["announced_at", "id"])
+    op.add_column(
+        "notification", sa.Column("covers", sa.JSON(), nullable=False, server_default="[]")
+    )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("notification") as batch:
+        batch.drop_column("covers")
     op.drop_index("ix_announcement_pending", table_name="announcement")
     op.drop_table("announcement")
