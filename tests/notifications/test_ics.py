@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-import pytest
+import icalendar  # a test dependency (pyproject.toml): the check never silently skips
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -109,7 +109,6 @@ def test_a_calendar_without_deadlines_is_still_a_valid_calendar():
 
 
 def test_an_independent_parser_reads_the_same_calendar():
-    icalendar = pytest.importorskip("icalendar")
     text = ics.calendar(
         [deadline(1), deadline(2, description="Dòng một\nDòng hai; có dấu, phẩy \\ và gạch")],
         name="Đúng hạn — Sở Tư pháp",
