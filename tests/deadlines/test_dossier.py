@@ -76,7 +76,7 @@ def test_explanation_names_each_step(cal, rules):
     assert "chỉ được hẹn lại một lần" in text
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=160, deadline=None)
 @given(
     st.lists(
         st.tuples(
