@@ -132,7 +132,7 @@ def smtp_env(server) -> dict[str, str]:
 
 @contextmanager
 def fresh_database(database_url: str, tmp_path: Path, name: str) -> Iterator[str]:
-    """Another empty database on the backend of `database_url`."""
+    """Another empty database on the backend of `database_url` ("sqlite…", "postgresql…")."""
     if database_url.startswith("sqlite"):
         yield f"sqlite:///{tmp_path}/{name}.db"
         return
