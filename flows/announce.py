@@ -36,6 +36,7 @@ from sqlmodel import Session
 
 from models.store import insert_ignoring_duplicates, utcnow
 from models.tables import Announcement, DeadlineItem, Obligation
+from models.tables import Plan as PlanRow
 
 # The Prefect events dunghan emits; deployment triggers and automations match on them.
 EVENT_RECORDED = "dunghan.event.recorded"
@@ -73,24 +74,26 @@ def record_escalations(ctx, session: Session, today: date, escalations: Sequence
     if not escalations:
         return 0
     ids = sorted({e.item_id for e in escalations})
-    facts: dict[int, tuple[str, date, str, str]] = {}
+    facts: dict[int, tuple[str, date, str, str, str]] = {}
     for start in range(0, len(ids), 500):
-        for item_id, code, due, number, title in session.execute(
+        for item_id, code, due, number, title, plan in session.execute(
             select(
                 DeadlineItem.id,
                 DeadlineItem.agency_code,
                 DeadlineItem.due,
                 Obligation.number,
                 Obligation.title,
+                PlanRow.code,
             )
             .join(Obligation, Obligation.id == DeadlineItem.obligation_id)
+            .join(PlanRow, PlanRow.id == Obligation.plan_id)
             .where(DeadlineItem.id.in_(ids[start : start + 500]))
         ):
-            facts[item_id] = (code, due, number, title)
+            facts[item_id] = (code, due, number, title, plan)
     now = utcnow()
     rows = []
     for esc in escalations:
-        code, due, number, title = facts[esc.item_id]
+        code, due, number, title, plan = facts[esc.item_id]
         agency_name = ctx.agency_name(code)
         rows.append(
             _row(
@@ -109,9 +112,14 @@ def record_escalations(ctx, session: Session, today: date, escalations: Sequence
                         "prefect.resource.name": agency_name,
                     },
                     {
-                        "prefect.resource.id": f"dunghan.obligation.{number}",
+                        "prefect.resource.id": f"dunghan.obligation.{plan}.{number}",
                         "prefect.resource.role": "obligation",
                         "prefect.resource.name": f"{number} {title}",
+                    },
+                    {
+                        "prefect.resource.id": f"dunghan.plan.{plan}",
+                        "prefect.resource.role": "plan",
+                        "prefect.resource.name": plan,
                     },
                 ],
                 {
@@ -136,7 +144,7 @@ def record_event(
     agency: str,
     occurred_on: date,
     document: str,
-    obligations: Sequence[str],
+    obligations: Sequence,  # ObligationRef: (plan, number)
     items: Iterable[tuple[int, str, date]],
 ) -> None:
     """Store the announcement of a newly recorded event (which starts the deployments of
@@ -159,16 +167,18 @@ def record_event(
         ]
         + [
             {
-                "prefect.resource.id": f"dunghan.obligation.{number}",
+                "prefect.resource.id": f"dunghan.obligation.{ref.plan}.{ref.number}",
                 "prefect.resource.role": "obligation",
-                "prefect.resource.name": f"{number} {ctx.obligation(number).title}",
+                "prefect.resource.name": (
+                    f"{ref.number} {ctx.obligation(ref.number, ref.plan).title}"
+                ),
             }
-            for number in obligations
+            for ref in obligations
         ],
         {
             "occurred_on": occurred_on.isoformat(),
             "document": document,
-            "obligations": list(obligations),
+            "obligations": [list(ref) for ref in obligations],
             "items": [
                 {"id": item_id, "agency": code, "due": due.isoformat()}
                 for item_id, code, due in sorted(items, key=lambda i: (i[2], i[0]))

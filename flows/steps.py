@@ -14,12 +14,12 @@ from datetime import date
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.states import Failed, State
+from prefect.states import State
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from deadlines.calendar import CalendarError
 from deadlines.datafile import DataFileError
-from flows import engine
+from flows import engine, states
 from flows.announce import AnnounceReport, announce_pending
 from flows.engine import EngineContext, EngineError, SweepResult
 from flows.parameters import partition_label
@@ -35,10 +35,10 @@ REFUSALS = (EngineError, CalendarError, DataFileError)
 
 
 def refuse(refused: Exception) -> State:
-    """End the run as Failed with the person-readable message, not a traceback."""
+    """End the run as Failed («Từ chối») with the person-readable message, not a traceback."""
     message = str(refused)
     get_run_logger().error(message)
-    return Failed(message=message, data=refused)
+    return states.refused(message, refused)
 
 
 # ------------------------------------------------------------------------ the steps
@@ -108,17 +108,19 @@ def sweep_deadlines(
     force: bool,
     numbers: Sequence[str] | None = None,
     agencies: Sequence[str] | None = None,
+    plan: str | None = None,
 ) -> SweepResult:
-    """The engine's sweep for `today`: one transaction, so a retry starts from a clean
-    slate and a rerun changes nothing."""
+    """The engine's sweep for `today` (every plan, or `plan`'s obligations `numbers`): one
+    transaction, so a retry starts from a clean slate and a rerun changes nothing."""
     result = engine.sweep(
         ctx,
         today,
         force=force,
         numbers=numbers,
         agencies=agencies,
-        partition=partition_label(numbers, agencies),
+        partition=partition_label(numbers, agencies, plan),
         actor="prefect",
+        plan=plan,
         announce=True,
     )
     logger = get_run_logger()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint, text
+from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -42,7 +42,12 @@ class Agency(SQLModel, table=True):
 
 
 class Plan(SQLModel, table=True):
-    """A loaded plan (kế hoạch), e.g. Decision 384/QĐ-UBND for 2025."""
+    """A loaded plan (kế hoạch), e.g. Decision 384/QĐ-UBND for 2025.
+
+    The plan file's text is kept (`document`), so every process runs the version an
+    admin loaded (`dunghan plan load`) until the next load; `retired_on` is the last day
+    a retired plan was in force (`dunghan plan retire`).
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(max_length=128, unique=True)
@@ -50,6 +55,10 @@ class Plan(SQLModel, table=True):
     year: int
     decision: str | None = None
     loaded_at: datetime
+    document: str | None = Field(default=None, sa_column=Column(Text))
+    digest: str | None = Field(default=None, max_length=64)  # sha256 of `document`
+    source_file: str | None = None  # the file it was last loaded from
+    retired_on: date | None = None
 
 
 class Obligation(SQLModel, table=True):
@@ -65,6 +74,8 @@ class Obligation(SQLModel, table=True):
     content: str
     timing: str
     rule: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # When a later version of the plan dropped it; its items and their history stay.
+    removed_at: datetime | None = None
 
 
 class Assignment(SQLModel, table=True):
@@ -89,6 +100,9 @@ class Event(SQLModel, table=True):
     occurred_on: date
     document: str = Field(default="", max_length=200)
     description: str = ""
+    # The function (lĩnh vực) the event's work belongs to, e.g. "bao-tro-xa-hoi": its
+    # items follow that function if it moves to another agency (plans/agencies.yaml).
+    function_code: str | None = Field(default=None, max_length=64)
     recorded_at: datetime
     recorded_by: str = Field(default="system", max_length=64)
 
@@ -222,9 +236,14 @@ class Procedure(SQLModel, table=True):
 class Dossier(SQLModel, table=True):
     """One dossier (hồ sơ TTHC) of the one-stop system, times in local time (naive).
 
-    `legal_due` is the appointment the law sets (restarted by a supplement); `due` is
-    the one the citizen was last given (the apology's new date, if any). KPIs compare
-    with `legal_due`: an apology does not make a late dossier on time.
+    `regime` is the one-stop rule set in force on its receipt date (deadlines/one_stop.yaml),
+    kept for the dossier's whole life. `first_due` is the legal due date counted from
+    receipt, `legal_due` the one after the last supplement (the limit restarts): the legal
+    clock reads the first until a supplement is requested, and never runs while the citizen
+    is asked for one. `due` is the date the citizen was last given (the apology's new date,
+    if any): an apology does not make a late dossier on time. `due_766` is the appointment
+    the portal's on-time indicator measures against, the citizen's wait added back.
+    `state` is the dossier's state as its last export showed it (deadlines.dossier.STATES).
     """
 
     __table_args__ = (
@@ -255,3 +274,14 @@ class Dossier(SQLModel, table=True):
     legal_due: datetime = Field(sa_column=Column(DateTime, nullable=False))
     due: datetime = Field(sa_column=Column(DateTime, nullable=False))
     imported_at: datetime = Field(sa_column=Column(DateTime, nullable=False))
+    supplement_requests: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    closed_at: datetime | None = Field(default=None, sa_column=Column(DateTime))
+    appointment_at: datetime | None = Field(default=None, sa_column=Column(DateTime))
+    regime: str = Field(default="", max_length=16, sa_column_kwargs={"server_default": ""})
+    first_due: datetime | None = Field(default=None, sa_column=Column(DateTime))
+    due_766: datetime | None = Field(default=None, sa_column=Column(DateTime))
+    apology_timely: bool | None = None
+    reschedules: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    state: str = Field(
+        default="received", max_length=24, sa_column_kwargs={"server_default": "received"}
+    )

@@ -6,6 +6,7 @@ Vietnamese message on stderr and exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import json
 import time
 from contextlib import contextmanager
 from datetime import date
@@ -31,6 +32,7 @@ from flows.engine import (
 )
 from models.db import redact, session_scope
 from models.tables import DeadlineItem, ItemStatus, Obligation
+from models.tables import Plan as PlanRow
 
 DateOption = Annotated[
     str | None, typer.Option("--date", help="Ngày chạy (YYYY-MM-DD); mặc định: hôm nay.")
@@ -60,7 +62,7 @@ def print_sweep(ctx: EngineContext, result: SweepResult) -> None:
         typer.echo(f"Ngày {day} không quét: {result.skipped_reason}")
         typer.echo("Dùng --force để quét cả ngày nghỉ.")
         return
-    typer.echo(f"Quét hạn ngày {day} — {ctx.plan.meta.title}")
+    typer.echo(f"Quét hạn ngày {day} — {'; '.join(p.meta.label for p in ctx.plans.values())}")
     typer.echo(f"  Việc mới tạo: {result.created}")
     if result.transferred:
         typer.echo(f"  Việc chuyển cho cơ quan kế thừa: {result.transferred}")
@@ -77,11 +79,13 @@ def print_sweep(ctx: EngineContext, result: SweepResult) -> None:
         typer.echo("  Cơ quan có việc quá hạn nhiều nhất:")
         for _, name, count in result.overdue_by_agency[:5]:
             typer.echo(f"    - {name}: {count}")
-    if result.dossiers and (result.dossiers.reminders or result.dossiers.late_without_apology):
-        alerts = result.dossiers
+    alerts = result.dossiers
+    if alerts and (alerts.reminders or alerts.late_without_apology or alerts.awaiting_supplement):
         typer.echo(
             f"  Hồ sơ TTHC đến hạn ngày làm việc tới: {sum(alerts.reminders.values())}; "
-            f"có nguy cơ trễ hạn chưa xin lỗi: {sum(alerts.at_risk.values())}"
+            f"có nguy cơ trễ hạn chưa xin lỗi: {sum(alerts.at_risk.values())}; "
+            f"chờ công dân bổ sung (không tính trễ hạn): "
+            f"{sum(alerts.awaiting_supplement.values())}"
         )
         late = sorted(alerts.late_without_apology.items(), key=lambda kv: (-kv[1], kv[0]))
         if late:
@@ -155,6 +159,22 @@ def simulate(
         if summary["by_status"].get(status):
             typer.echo(f"    - {labels[status]}: {summary['by_status'][status]}")
     typer.echo(f"  Việc quá hạn chưa hoàn thành tại {end:%d/%m/%Y}: {summary['overdue']}")
+    typer.echo("  Việc theo nửa năm (theo hạn) và cấp chính quyền:")
+    short = {
+        ItemStatus.DONE: "đúng hạn",
+        ItemStatus.DONE_LATE: "trễ hạn",
+        ItemStatus.OPEN: "đang mở",
+        ItemStatus.WAIVED: "miễn",
+        ItemStatus.CANCELLED: "hủy/chuyển giao",
+    }
+    for period, title in ((1, "6 tháng đầu năm"), (2, "6 tháng cuối năm")):
+        parts = []
+        for level, name in LEVEL_NAMES.items():
+            counts = summary["by_half"][period].get(level, {})
+            detail = ", ".join(f"{short[s]} {counts[s]}" for s in ItemStatus.ALL if counts.get(s))
+            total = sum(counts.values())
+            parts.append(f"{name} {total}" + (f" ({detail})" if detail else ""))
+        typer.echo(f"    - {title}: " + "; ".join(parts))
     typer.echo("  Bậc đôn đốc đã đạt trong năm:")
     for step in ctx.ladder.steps:
         typer.echo(f"    - {step.name}: {summary['steps'].get(step.code, 0)}")
@@ -167,6 +187,14 @@ def simulate(
         typer.echo(f"  {report.summary()}")
 
 
+PlanOption = Annotated[
+    str | None,
+    typer.Option("--plan", help="Mã kế hoạch (xem `dunghan plan list`); mặc định: mọi kế hoạch."),
+]
+
+LEVEL_NAMES = {"province": "cấp tỉnh", "district": "cấp huyện", "commune": "cấp xã"}
+
+
 def items(
     agency: Annotated[str | None, typer.Option("--agency", help="Mã cơ quan.")] = None,
     status: Annotated[
@@ -174,8 +202,12 @@ def items(
         typer.Option("--status", help="open | overdue | done | done_late | waived | cancelled"),
     ] = None,
     date_: DateOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="In ra JSON (danh sách đối tượng) thay cho bảng.")
+    ] = False,
+    plan: PlanOption = None,
 ) -> None:
-    """Danh sách việc, lọc theo cơ quan và trạng thái (overdue = mở và đã quá hạn)."""
+    """Danh sách việc, lọc theo cơ quan, trạng thái (overdue = mở và đã quá hạn), kế hoạch."""
     today = parse_day(date_) if date_ else date.today()
     allowed = (*ItemStatus.ALL, "overdue")
     if status is not None and status not in allowed:
@@ -184,14 +216,26 @@ def items(
     with user_errors():
         if agency is not None:
             ctx.agency(agency)
-        query = select(
-            DeadlineItem.id,
-            Obligation.number,
-            Obligation.title,
-            DeadlineItem.agency_code,
-            DeadlineItem.due,
-            DeadlineItem.status,
-        ).join(Obligation, Obligation.id == DeadlineItem.obligation_id)
+        query = (
+            select(
+                DeadlineItem.id,
+                Obligation.number,
+                Obligation.title,
+                DeadlineItem.agency_code,
+                DeadlineItem.due,
+                DeadlineItem.status,
+                DeadlineItem.period_key,
+                DeadlineItem.original_agency_code,
+                DeadlineItem.completed_on,
+                DeadlineItem.evidence,
+                PlanRow.code.label("plan"),
+                PlanRow.year,
+            )
+            .join(Obligation, Obligation.id == DeadlineItem.obligation_id)
+            .join(PlanRow, PlanRow.id == Obligation.plan_id)
+        )
+        if plan is not None:
+            query = query.where(PlanRow.code == ctx.plan_of(plan).meta.code)
         if agency is not None:
             query = query.where(DeadlineItem.agency_code == agency)
         if status == "overdue":
@@ -199,14 +243,49 @@ def items(
         elif status is not None:
             query = query.where(DeadlineItem.status == status)
         with session_scope(ctx.db) as session:
-            rows = session.execute(query.order_by(DeadlineItem.due, Obligation.number)).all()
-    typer.echo(f"{'Số':>6}  {'Mục':8}  {'Hạn':10}  {'Trạng thái':24}  {'Cơ quan':12}  Nhiệm vụ")
-    for item_id, number, title, code, due, item_status in rows:
-        state = item_status
-        if item_status == ItemStatus.OPEN:
-            left = working_days_left(ctx.cal, due, today)
+            rows = session.execute(
+                query.order_by(
+                    DeadlineItem.due, PlanRow.year, Obligation.number, DeadlineItem.agency_code
+                )
+            ).all()
+    if as_json:
+        out = []
+        for row in rows:
+            is_open = row.status == ItemStatus.OPEN
+            out.append(
+                {
+                    "id": row.id,
+                    "plan": row.plan,
+                    "number": row.number,
+                    "title": row.title,
+                    "agency": row.agency_code,
+                    "agency_name": ctx.agency_name(row.agency_code),
+                    "original_agency": row.original_agency_code,
+                    "period": row.period_key,
+                    "due": row.due.isoformat(),
+                    "status": row.status,
+                    "overdue": is_open and row.due < today,
+                    "working_days_left": (
+                        working_days_left(ctx.cal, row.due, today) if is_open else None
+                    ),
+                    "completed_on": row.completed_on.isoformat() if row.completed_on else None,
+                    "evidence": row.evidence,
+                }
+            )
+        typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    typer.echo(
+        f"{'Số':>6}  {'KH':4}  {'Mục':8}  {'Hạn':10}  {'Trạng thái':24}  {'Cơ quan':12}  Nhiệm vụ"
+    )
+    for row in rows:
+        state = row.status
+        if row.status == ItemStatus.OPEN:
+            left = working_days_left(ctx.cal, row.due, today)
             state = f"quá hạn {-left} ngày LV" if left < 0 else f"mở, còn {left} ngày LV"
-        typer.echo(f"{item_id:>6}  {number:8}  {due:%d/%m/%Y}  {state:24}  {code:12}  {title}")
+        typer.echo(
+            f"{row.id:>6}  {row.year:<4}  {row.number:8}  {row.due:%d/%m/%Y}  {state:24}  "
+            f"{row.agency_code:12}  {row.title}"
+        )
     typer.echo(f"Tổng: {len(rows)} việc.")
 
 
@@ -218,8 +297,8 @@ item_app = typer.Typer(help="Thao tác trên một việc.")
 def event_types_command() -> None:
     """Các loại sự kiện kế hoạch đang chờ, và các nhiệm vụ mỗi loại khởi động."""
     ctx = open_context()
-    for code, (description, numbers) in sorted(event_types(ctx).items()):
-        typer.echo(f"{code}\n    {description}\n    Nhiệm vụ: {', '.join(numbers)}")
+    for code, (description, refs) in sorted(event_types(ctx).items()):
+        typer.echo(f"{code}\n    {description}\n    Nhiệm vụ: {', '.join(map(str, refs))}")
 
 
 @event_app.command("record")
@@ -229,12 +308,22 @@ def event_record(
     on: Annotated[str, typer.Option("--on", help="Ngày xảy ra (YYYY-MM-DD).")],
     document: Annotated[str, typer.Option("--document", help="Số văn bản.")] = "",
     description: Annotated[str, typer.Option("--description")] = "",
+    function: Annotated[
+        str | None,
+        typer.Option(
+            "--function",
+            help="Lĩnh vực của việc (ví dụ bao-tro-xa-hoi): việc đi theo lĩnh vực khi lĩnh vực "
+            "chuyển sang cơ quan khác (plans/agencies.yaml, mục functions).",
+        ),
+    ] = None,
 ) -> None:
     """Ghi nhận một sự kiện và tạo các việc có hạn tính từ ngày đó."""
     occurred = parse_day(on, "--on")
     ctx = open_context()
     with user_errors():
-        result = record_event(ctx, event, agency, occurred, document, description, actor="cli")
+        result = record_event(
+            ctx, event, agency, occurred, document, description, actor="cli", function=function
+        )
         with session_scope(ctx.db) as session:
             rows = session.execute(
                 select(DeadlineItem.id, DeadlineItem.agency_code, DeadlineItem.due).where(
@@ -247,7 +336,8 @@ def event_record(
         )
     else:
         typer.echo(
-            f"Đã ghi nhận sự kiện số {result.event_id}; nhiệm vụ: {', '.join(result.obligations)}."
+            f"Đã ghi nhận sự kiện số {result.event_id}; "
+            f"nhiệm vụ: {', '.join(map(str, result.obligations))}."
         )
     for item_id, code, due in rows:
         typer.echo(f"  Việc {item_id}: {ctx.agency_name(code)}, hạn {due:%d/%m/%Y}")
@@ -275,16 +365,21 @@ def item_complete(
 @item_app.command("waive")
 def item_waive(
     item_id: Annotated[int, typer.Argument(help="Số việc (xem `dunghan items`).")],
-    on: Annotated[str, typer.Option("--on", help="Ngày quyết định miễn (YYYY-MM-DD).")],
-    reason: Annotated[str, typer.Option("--reason", help="Căn cứ miễn, ví dụ số văn bản.")],
+    on: Annotated[str, typer.Option("--on", help="Ngày miễn (YYYY-MM-DD).")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Căn cứ miễn, ví dụ số văn bản cho phép miễn.")
+    ],
 ) -> None:
-    """Miễn một việc đang mở (kế hoạch không còn yêu cầu), kèm căn cứ."""
+    """Miễn thực hiện một việc (ví dụ việc của kế hoạch năm trước không còn phải làm)."""
     waived_on = parse_day(on, "--on")
     ctx = open_context()
     with user_errors():
         result = waive_item(ctx, item_id, waived_on, reason, actor="cli")
-    prefix = "Đã miễn" if result.changed else "Đã miễn từ trước"
-    typer.echo(f"{prefix}: việc {result.item_id} (hạn {result.due:%d/%m/%Y}), căn cứ: {reason}.")
+    prefix = "Đã ghi nhận" if result.changed else "Đã ghi nhận từ trước"
+    typer.echo(
+        f"{prefix}: việc {result.item_id} (hạn {result.due:%d/%m/%Y}) được miễn từ ngày "
+        f"{waived_on:%d/%m/%Y}."
+    )
 
 
 def register(app: typer.Typer) -> None:

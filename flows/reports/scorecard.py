@@ -13,6 +13,7 @@ command (`dunghan scorecard`) run the same steps; only the flow publishes the ar
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -25,10 +26,18 @@ from sqlmodel import Session
 from deadlines.calendar import WorkCalendar
 from deadlines.ladder import role_address
 from deadlines.plan import KpiTarget, Plan
-from flows.dossiers import INDICATORS, kpis, late_officials, month_bounds
+from flows.dossiers import (
+    COUNTS,
+    INDICATORS,
+    appointments_beyond_law,
+    kpis,
+    late_officials,
+    month_bounds,
+)
 from flows.engine import EngineContext
 from flows.parameters import ParameterError
 from flows.reports.artifacts import artifact_key, percent
+from flows.reports.status import target_text, verdict
 from models.db import session_scope
 from notifications import compose
 from notifications.delivery import write_atomically
@@ -118,21 +127,13 @@ class Indicator:
         return target_text(self.target)
 
 
-def target_text(target: KpiTarget | None) -> str:
-    """A target as written in a report: "≥ 95%", "> 65%" ('—' without a target)."""
-    if target is None:
-        return "—"
-    sign = "≥" if target.comparison == ">=" else ">"
-    value = f"{target.value * 100:.1f}".rstrip("0").rstrip(".").replace(".", ",")
-    return f"{sign} {value}%"
-
-
 @dataclass(frozen=True)
 class AgencyScore:
     code: str
     name: str
     dossiers: int
     rates: dict[str, float | None]
+    counts: dict[str, int] = dataclasses.field(default_factory=dict)  # COUNTS of flows.dossiers
 
     def meets(self, indicator: Indicator) -> bool | None:
         """Whether the agency reaches the target (None: no target, or no rate to judge)."""
@@ -179,6 +180,12 @@ class Scorecard:
     agencies: tuple[AgencyScore, ...]  # best on-time rate first
     trend: tuple[TrendMonth, ...]  # January to the month
     late: tuple[LateOfficial, ...]  # most late dossiers first
+    appointments_beyond_law: int = 0  # receipt slips later than the law allows (audit)
+    count_labels: dict[str, str] = dataclasses.field(default_factory=lambda: dict(COUNTS))
+
+    def total(self, key: str) -> int:
+        """A count of `COUNTS` over every agency."""
+        return sum(a.counts.get(key, 0) for a in self.agencies)
 
     @property
     def label(self) -> str:
@@ -253,9 +260,11 @@ def build_scorecard(
     trend_rows: dict[str, Sequence[dict]],
     late: Sequence[tuple[str, str, int, int]],
     made_on: date,
+    appointments: int = 0,
 ) -> Scorecard:
     """The month's scorecard from its facts: `rows` are `kpis(month)`, `trend_rows` the
-    `kpis` of each earlier month of the year, `late` is `late_officials(month)`;
+    `kpis` of each earlier month of the year, `late` is `late_officials(month)`,
+    `appointments` the number of receipt slips later than the law allows;
     `agency_name` names an agency code."""
     agencies = sorted(
         (
@@ -264,6 +273,7 @@ def build_scorecard(
                 agency_name(r["agency"]),
                 r["dossiers"],
                 {key: r[key] for key in INDICATORS},
+                {key: r.get(key, 0) for key in COUNTS},
             )
             for r in rows
         ),
@@ -286,6 +296,7 @@ def build_scorecard(
             LateOfficial(code, agency_name(code), handler or NO_HANDLER, n, without)
             for code, handler, n, without in late
         ),
+        appointments_beyond_law=appointments,
     )
 
 
@@ -441,10 +452,6 @@ def trend_chart(card: Scorecard) -> TrendChart:
 # -------------------------------------------------------------------- what it shows
 
 
-def verdict(met: bool | None) -> str:
-    return "—" if met is None else ("Đạt" if met else "Chưa đạt")
-
-
 def summary(card: Scorecard) -> str:
     """One paragraph saying how the province did: the scorecard's headline."""
     if not card.agencies:
@@ -461,8 +468,30 @@ def summary(card: Scorecard) -> str:
         )
     text += f". {card.late_dossiers} hồ sơ trễ hạn"
     if card.late_dossiers:
-        text += f", trong đó {card.late_without_apology} hồ sơ chưa có phiếu xin lỗi"
-    return text + "."
+        text += f", trong đó {card.late_without_apology} hồ sơ chưa có phiếu xin lỗi kịp thời"
+    text += "."
+    notes = []
+    if card.total("late_apologies"):
+        notes.append(
+            f"{card.total('late_apologies')} phiếu xin lỗi gửi muộn (không sớm hơn ngày hết hạn)"
+        )
+    if card.total("repeated_supplements"):
+        notes.append(
+            f"{card.total('repeated_supplements')} hồ sơ bị yêu cầu bổ sung quá một lần "
+            "(trái quy định chỉ yêu cầu bổ sung một lần)"
+        )
+    if card.appointments_beyond_law:
+        notes.append(
+            f"{card.appointments_beyond_law} giấy tiếp nhận hẹn trả muộn hơn hạn luật định"
+        )
+    if card.total("awaiting_supplement"):
+        notes.append(
+            f"{card.total('awaiting_supplement')} hồ sơ đang chờ tổ chức, cá nhân bổ sung "
+            "vào cuối tháng (không tính trễ hạn)"
+        )
+    if notes:
+        text += " Ngoài ra: " + "; ".join(notes) + "."
+    return text
 
 
 def scorecard_table(card: Scorecard) -> list[dict[str, object]]:
@@ -481,6 +510,8 @@ def scorecard_table(card: Scorecard) -> list[dict[str, object]]:
                 row[f"{indicator.label}: chỉ tiêu {indicator.target_text}"] = verdict(
                     agency.meets(indicator)
                 )
+        for key, label in card.count_labels.items():
+            row[label] = agency.counts.get(key, 0)
         table.append(row)
     return table
 
@@ -545,17 +576,31 @@ def scorecard_email(
 # ----------------------------------------------------------------------- the shell
 
 
-def measure(ctx: EngineContext, session: Session, month: str, today: date) -> Scorecard:
-    """Read the month's KPIs, those of the year's earlier months, and the late list."""
-    trend_rows = {each: kpis(session, each) for each in months_of_year_until(month)[:-1]}
+def scorecard_plan(ctx: EngineContext, month: str, plan: str | None = None) -> Plan:
+    """The plan whose targets a month is judged against: `plan`, else the plan in force
+    in the month (the 2026 plan for a month of 2026, once it is loaded)."""
+    first, _ = month_bounds(month)
+    return ctx.plan_of(plan, on=first.date())
+
+
+def measure(
+    ctx: EngineContext, session: Session, month: str, today: date, plan: str | None = None
+) -> Scorecard:
+    """Read the month's KPIs, those of the year's earlier months, the late list and the
+    appointment-slip audit."""
+    rules = ctx.one_stop
+    trend_rows = {
+        each: kpis(session, each, rules=rules) for each in months_of_year_until(month)[:-1]
+    }
     return build_scorecard(
         month,
-        ctx.plan,
+        scorecard_plan(ctx, month, plan),
         ctx.agency_name,
-        kpis(session, month),
+        kpis(session, month, rules=rules),
         trend_rows,
         late_officials(session, month),
         today,
+        len(appointments_beyond_law(session, ctx.cal, month)),
     )
 
 
@@ -583,11 +628,17 @@ class ScorecardRun:
 
 
 def make_scorecard(
-    ctx: EngineContext, month: str, output_dir: Path, today: date, *, email: bool = True
+    ctx: EngineContext,
+    month: str,
+    output_dir: Path,
+    today: date,
+    *,
+    email: bool = True,
+    plan: str | None = None,
 ) -> tuple[Scorecard, ScorecardRun]:
     """The terminal's run: measure, write the report, queue its email (unless not wanted)."""
     with session_scope(ctx.db) as session:
-        card = measure(ctx, session, month, today)
+        card = measure(ctx, session, month, today, plan)
     html = report_html(card)
     path = write_report_file(output_dir, month, html)
     recipient, emailed = None, 0

@@ -4,6 +4,7 @@ errors with exit code 2 instead of tracebacks."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pytest
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 from flows.cli import app
 from flows.engine import EngineContext, sweep
 from flows.parameters import today_in_vietnam
+from flows.serving import Registration
 from models.db import session_scope
 from models.tables import DeadlineItem
 
@@ -145,18 +147,72 @@ def test_deployments_write_generates_what_serve_serves(terminal, tmp_path, monke
     written = [d["name"] for d in specs]
 
     served = []
-    monkeypatch.setattr("prefect.serve", lambda *deployments, **_: served.extend(deployments))
+
+    async def serve(deployments, *, limit, first_run, announce):
+        served.extend(deployments)
+        announce(Registration({}, written=len(deployments), kept=0, seconds=0.0))
+
+    monkeypatch.setattr("flows.serving.serve", serve)
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
     result = terminal("serve", "--keep-stale")
     assert result.exit_code == 0, result.output
     assert [d.name for d in served] == written
-    assert f"Phục vụ {len(written)} deployment" in result.output
+    assert f"Sẵn sàng: {len(written)} deployment đã đăng ký" in result.output
 
 
 def test_serve_refuses_without_a_prefect_api(terminal, monkeypatch):
-    monkeypatch.setattr("prefect.serve", lambda *_, **__: pytest.fail("served"))
+    monkeypatch.setattr("flows.serving.serve", lambda *_, **__: pytest.fail("served"))
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.setenv("PREFECT_PROFILES_PATH", "/nonexistent/profiles.toml")
     result = terminal("serve")
     assert result.exit_code == 2
     assert "Chưa cấu hình Prefect API" in result.output
+
+
+def test_items_json_can_be_scripted(terminal, database_url):
+    ctx = EngineContext.open(database_url)
+    sweep(ctx, D("2025-07-01"))
+    ctx.db.dispose()
+    result = terminal("items", "--json", "--agency", "XA-17935", "--date", "2025-07-01")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    # Nam Đàn's commune inherited the district's overdue June report and owes its own
+    # reports from July: every row says which, with its period and due date.
+    june = [r for r in rows if r["number"] == "X.2" and r["period"] == "2025-06"]
+    assert len(june) == 1
+    assert june[0] | {"id": 0} == {
+        "id": 0,
+        "plan": "nghe-an-2025-kstthc",
+        "number": "X.2",
+        "title": "Báo cáo công tác cải cách TTHC hằng tháng",
+        "agency": "XA-17935",
+        "agency_name": "UBND xã Nam Đàn",
+        "original_agency": "HUYEN-NAM-DAN",
+        "period": "2025-06",
+        "due": "2025-06-20",
+        "status": "open",
+        "overdue": True,
+        "working_days_left": -7,  # 23/6 to 1/7
+        "completed_on": None,
+        "evidence": None,
+    }
+    july = next(r for r in rows if r["number"] == "X.2" and r["period"] == "2025-07")
+    assert (july["due"], july["original_agency"], july["overdue"]) == ("2025-07-22", None, False)
+    assert [r["due"] for r in rows] == sorted(r["due"] for r in rows)
+    overdue = terminal("items", "--json", "--status", "overdue", "--date", "2025-07-01")
+    assert all(r["overdue"] for r in json.loads(overdue.output))
+
+
+def test_event_record_with_a_function_sends_the_item_to_the_functions_holder(terminal):
+    code = "nhan-duoc-quyet-dinh-cong-bo-tthc-cua-bo-truong-cac-bo-nganh-trung-uong"
+    result = terminal(
+        "event", "record", "--event", code, "--agency", "SO-LDTBXH", "--on", "2025-03-10",
+        "--document", "9/QĐ-BLĐTBXH", "--function", "bao-tro-xa-hoi",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Sở Y tế tỉnh Nghệ An, hạn 13/03/2025" in result.output
+    bad = terminal(
+        "event", "record", "--event", code, "--agency", "SO-YT", "--on", "2025-03-10",
+        "--function", "y-te",
+    )  # fmt: skip
+    assert bad.exit_code == 2 and "Lĩnh vực không hợp lệ: 'y-te'" in bad.output
