@@ -6,7 +6,9 @@ For each size (default 100k and 1M seeded, realistic dossiers of a year), measur
 - monthly KPIs: one month's indicators for every agency,
 - daily sweep: the dossier alerts over the same dossiers, all made open,
 printing time, peak memory (the step runs in a fresh process; its max RSS) and rows per
-second, then the 1M / 100k ratio of each step (linear growth means about 10x).
+second, then the 1M / 100k ratio of each step (linear growth means about 10x). Each
+step's answer is checked (rows stored, a sample of due dates against the scalar form,
+the month's dossier count, the sweep's counts against plain SQL): exit 1 if one is wrong.
 
 Run: `.venv/bin/python bench/dossiers.py [--sizes 100000 1000000] [--backends sqlite
 postgresql]`. PostgreSQL: `DUNGHAN_BENCH_PG_URL` (default: the local test database), in a
@@ -23,7 +25,7 @@ import tempfile
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -72,7 +74,12 @@ def step_import(url: str, path: str) -> tuple[float, float]:
     import_procedures(ctx.db, SAMPLE_PROCEDURES)
     began = time.perf_counter()
     import_dossiers(ctx.db, path, ctx.cal, ctx.one_stop)
-    return time.perf_counter() - began, _peak_mib()
+    seconds, peak = time.perf_counter() - began, _peak_mib()
+    with open(path, encoding="utf-8") as handle:
+        expected = sum(1 for _ in handle) - 1  # the header
+    stored = _scalar(ctx, "SELECT count(*) FROM dossier")
+    wrong = [] if stored == expected else [f"import: {stored:,} dossiers stored of {expected:,}"]
+    return seconds, peak, wrong
 
 
 def step_due(path: str) -> tuple[float, float]:
@@ -81,7 +88,7 @@ def step_due(path: str) -> tuple[float, float]:
     import numpy as np
 
     from deadlines.calendar import WorkCalendar
-    from deadlines.dossier import UNITS, OneStopRules, legal_due_many
+    from deadlines.dossier import UNITS, OneStopRules, legal_due, legal_due_many
 
     cal, rules = WorkCalendar.vietnam(), OneStopRules.load()
     with SAMPLE_PROCEDURES.open(encoding="utf-8") as handle:
@@ -97,22 +104,57 @@ def step_due(path: str) -> tuple[float, float]:
     )
     values = np.array([limits[r["procedure_code"]][0] for r in rows])
     units = np.array([limits[r["procedure_code"]][1] for r in rows])
+    sample = rows[:: max(1, len(rows) // 2000)]
     del rows
     began = time.perf_counter()
-    legal_due_many(cal, rules, received, supplement, values, units)
-    return time.perf_counter() - began, _peak_mib()
+    due = legal_due_many(cal, rules, received, supplement, values, units)
+    seconds, peak = time.perf_counter() - began, _peak_mib()
+    # Each sampled dossier's due date again through the scalar calendar.
+    step = max(1, len(received) // 2000)
+    wrong = 0
+    for index, row in zip(range(0, len(received), step), sample, strict=False):
+        value, unit = limits[row["procedure_code"]]
+        expected = legal_due(
+            cal,
+            rules,
+            datetime.fromisoformat(row["received_at"]),
+            datetime.fromisoformat(row["supplement_received_at"])
+            if row["supplement_received_at"]
+            else None,
+            value,
+            UNITS[unit],
+        )
+        wrong += due[index].astype(datetime) != expected
+    found = [f"due dates: {wrong} of {len(sample):,} sampled differ from the scalar form"]
+    return seconds, peak, found if wrong else []
 
 
 def step_kpi(url: str) -> tuple[float, float]:
-    from flows.dossiers import kpis
+    from flows.dossiers import kpis, month_bounds
     from models.db import session_scope
 
     ctx = _context(url)
     began = time.perf_counter()
     with session_scope(ctx.db) as session:
         rows = kpis(session, KPI_MONTH)
-    assert rows
-    return time.perf_counter() - began, _peak_mib()
+    seconds, peak = time.perf_counter() - began, _peak_mib()
+    # The month's dossiers counted again, plainly: completed in it, or received by its
+    # end and still open then.
+    start, end = month_bounds(KPI_MONTH)
+    expected = _scalar(
+        ctx,
+        "SELECT count(*) FROM dossier WHERE (completed_at >= :start AND completed_at < :end)"
+        " OR (received_at < :end AND (completed_at IS NULL OR completed_at >= :end))",
+        start=start,
+        end=end,
+    )
+    counted = sum(r["dossiers"] for r in rows)
+    wrong = []
+    if counted != expected or not rows:
+        wrong.append(f"monthly KPIs: {counted:,} dossiers counted, {expected:,} processed")
+    if any(not 0 <= r["on_time_rate"] <= 1 for r in rows):
+        wrong.append("monthly KPIs: an on-time rate outside [0, 1]")
+    return seconds, peak, wrong
 
 
 def step_reopen(url: str) -> tuple[float, float]:
@@ -126,7 +168,7 @@ def step_reopen(url: str) -> tuple[float, float]:
             conn.execute(text("ANALYZE dossier"))
         else:
             conn.execute(text("ANALYZE"))
-    return 0.0, _peak_mib()
+    return 0.0, _peak_mib(), []
 
 
 def step_sweep(url: str) -> tuple[float, float]:
@@ -136,11 +178,37 @@ def step_sweep(url: str) -> tuple[float, float]:
     ctx = _context(url)
     began = time.perf_counter()
     with session_scope(ctx.db) as session:
-        dossier_alerts(ctx, session, SWEEP_DAY)
-    return time.perf_counter() - began, _peak_mib()
+        alerts = dossier_alerts(ctx, session, SWEEP_DAY)
+    seconds, peak = time.perf_counter() - began, _peak_mib()
+    # Every dossier is open now: those due on the reminder day, and those past their
+    # legal due without an apology, counted again plainly.
+    reminder = ctx.cal.add_working_days(SWEEP_DAY, ctx.one_stop.reminder_days_before_due)
+    first = datetime.combine(reminder, datetime.min.time())
+    due_soon = _scalar(
+        ctx,
+        "SELECT count(*) FROM dossier WHERE due >= :first AND due < :next",
+        first=first,
+        next=first + timedelta(days=1),
+    )
+    late = _scalar(
+        ctx,
+        "SELECT count(*) FROM dossier WHERE apology_at IS NULL AND legal_due < :today",
+        today=datetime.combine(SWEEP_DAY, datetime.min.time()),
+    )
+    got = (sum(alerts.reminders.values()), sum(alerts.late_without_apology.values()))
+    if got != (due_soon, late) or not late:
+        return seconds, peak, [f"daily sweep: {got} alerts, expected {(due_soon, late)}"]
+    return seconds, peak, []
 
 
-def run(func, *args) -> tuple[float, float]:
+def _scalar(ctx, sql: str, **params) -> int:
+    from sqlalchemy import text
+
+    with ctx.db.connect() as conn:
+        return int(conn.execute(text(sql), params).scalar())
+
+
+def run(func, *args) -> tuple[float, float, list[str]]:
     with ProcessPoolExecutor(max_workers=1) as pool:
         return pool.submit(func, *args).result()
 
@@ -164,25 +232,32 @@ def database(backend: str, folder: str):
     return f"{base}?options={quote(f'-csearch_path={schema}')}", drop
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
     args = parser.parse_args()
     results: dict[tuple[str, int, str], tuple[float, float]] = {}
+    wrong: list[str] = []
+
+    def record(key, outcome) -> None:
+        seconds, peak, problems = outcome
+        results[key] = (seconds, peak)
+        wrong.extend(f"{key[0]} {key[1]:,}: {p}" for p in problems)
+
     with tempfile.TemporaryDirectory() as folder:
         for n in args.sizes:
             path = f"{folder}/dossiers-{n}.csv"
             seconds, peak = run(step_generate, n, path)
             print(f"generated {n:,} dossiers in {seconds:.1f} s (peak {peak:.0f} MiB)")
-            results[("-", n, "due dates")] = run(step_due, path)
+            record(("-", n, "due dates"), run(step_due, path))
             for backend in args.backends:
                 url, drop = database(backend, folder)
                 try:
-                    results[(backend, n, "import")] = run(step_import, url, path)
-                    results[(backend, n, "monthly KPIs")] = run(step_kpi, url)
+                    record((backend, n, "import"), run(step_import, url, path))
+                    record((backend, n, "monthly KPIs"), run(step_kpi, url))
                     run(step_reopen, url)
-                    results[(backend, n, "daily sweep (all open)")] = run(step_sweep, url)
+                    record((backend, n, "daily sweep (all open)"), run(step_sweep, url))
                 finally:
                     if drop:
                         drop()
@@ -203,7 +278,12 @@ def main() -> None:
                     f"  {backend:10} {step:24} {seconds:.2f} s / {base:.2f} s = "
                     f"{seconds / base if base else float('inf'):.1f}x"
                 )
+    print()
+    for problem in wrong:
+        print(f"WRONG: {problem}")
+    print("every answer checked" if not wrong else f"{len(wrong)} wrong answers")
+    return 1 if wrong else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
