@@ -1,10 +1,16 @@
 """Importing the one-stop system's exports: procedures and dossiers.
 
-An import is one transaction per file: every row is validated first, and a file with any
-bad row is refused whole, with every bad row listed by line and column; nothing is
-written. A valid file is upserted by id, so re-importing an updated export updates the
-dossiers in place. Hot path: no ORM objects per row; columns go through numpy for the
-due dates and into the database in bulk (COPY on PostgreSQL).
+An import is one transaction per file, all or nothing: a file with any bad row is refused
+whole, with every bad row listed by line and column, and the database is left as it was.
+A good file is upserted by id, so re-importing an updated export updates the dossiers in
+place.
+
+Dossiers stream through in chunks of about ten thousand rows (`models.export_reader`):
+each chunk's columns are checked with array operations (`deadlines.dossier_checks`), its
+due dates computed on arrays, and its rows written at once (`models.dossier_write`:
+straight into the table on SQLite, COPY into a staging table on PostgreSQL). Memory is a
+few chunks whatever the file's size; no Python object is made per row except the values
+a chunk hands to SQLite.
 
 Dossier export columns (CSV with a header row, or JSON lines with the same keys):
 `dossier_id, procedure_code, agency_code, channel (online|direct|postal), received_at
@@ -17,7 +23,6 @@ the finest unit kept.
 from __future__ import annotations
 
 import csv
-import gc
 import io
 import json
 from collections.abc import Iterator
@@ -27,59 +32,44 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from deadlines import dossier_checks as checks
 from deadlines.calendar import FIRST_YEAR, LAST_YEAR, WorkCalendar
 from deadlines.dossier import UNITS, OneStopRules, legal_due_many
+from deadlines.export_columns import (
+    CHANNELS,
+    DOSSIER_COLUMNS,
+    FLAG_COLUMNS,
+    OPTIONAL_COLUMNS,
+    TIME_COLUMNS,
+)
+from models.dossier_write import BULK_ROWS, DB_COLUMNS, Rows, open_checker, open_writer
+from models.export_reader import Chunk, ReadAgain, csv_header, is_json_lines, read_chunks
 from models.store import upsert
-from models.tables import Agency, Dossier, Procedure
+from models.tables import Procedure
+
+__all__ = [
+    "BULK_ROWS",
+    "DB_COLUMNS",
+    "DOSSIER_COLUMNS",
+    "TIME_COLUMNS",
+    "ImportRefused",
+    "ImportReport",
+    "RowProblem",
+    "import_dossiers",
+    "import_procedures",
+]
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
-CHANNELS = ("online", "direct", "postal")
+NAT = np.datetime64("NaT", "s")
 PROCEDURE_COLUMNS = ("procedure_code", "name", "limit_value", "limit_unit", "level")
-DOSSIER_COLUMNS = (
-    "dossier_id",
-    "procedure_code",
-    "agency_code",
-    "channel",
-    "received_at",
-    "completed_at",
-    "supplement_requested_at",
-    "supplement_received_at",
-    "apology_at",
-    "apology_new_due",
-    "digitized",
-    "e_result",
-    "paid_online",
-    "handler",
-)
-OPTIONAL_COLUMNS = {"handler"}
-# From this many rows (and at least as many as the table holds) an import is a bulk load.
-BULK_ROWS = 10_000
-TIME_COLUMNS = (
-    "received_at",
-    "completed_at",
-    "supplement_requested_at",
-    "supplement_received_at",
-    "apology_at",
-    "apology_new_due",
-)
-DB_COLUMNS = (
-    "id",
-    "procedure_code",
-    "agency_code",
-    "channel",
-    *TIME_COLUMNS,
-    "digitized",
-    "e_result",
-    "paid_online",
-    "handler",
-    "legal_due",
-    "due",
-    "imported_at",
-)
+# A refused file lists this many problems, first lines first, and counts the rest.
+MAX_LISTED = 1000
 
 
 @dataclass(frozen=True)
@@ -95,12 +85,56 @@ class RowProblem:
 
 
 class ImportRefused(ValueError):
-    """The file was refused whole; `problems` lists every bad row."""
+    """The file was refused whole; `problems` lists its bad rows (the first
+    `MAX_LISTED` of `total`)."""
 
-    def __init__(self, path: str, problems: list[RowProblem]):
+    def __init__(self, path: str, problems: list[RowProblem], total: int | None = None):
         self.path, self.problems = path, problems
-        head = f"Tệp {path} bị từ chối ({len(problems)} lỗi); không ghi dữ liệu nào:"
-        super().__init__("\n".join([head, *(str(p) for p in problems)]))
+        self.total = len(problems) if total is None else total
+        head = f"Tệp {path} bị từ chối ({self.total} lỗi); không ghi dữ liệu nào:"
+        more = self.total - len(problems)
+        tail = [f"… và {more} lỗi khác (sửa các lỗi trên rồi nhập lại)."] if more else []
+        super().__init__("\n".join([head, *(str(p) for p in problems), *tail]))
+
+
+_COLUMN_ORDER = {column: i for i, column in enumerate(DOSSIER_COLUMNS)}
+
+
+class Problems:
+    """The problems of one import: bounded (the first `MAX_LISTED` lines are kept), in
+    line order and, within a line, in the order of the export's columns."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.total = 0
+        self._kept: list[tuple[int, int, str, str]] = []
+
+    def _add(self, line: int, column: str, message: str) -> None:
+        self.total += 1
+        self._kept.append((line, _COLUMN_ORDER.get(column, -1), column, message))
+        if len(self._kept) > 2 * MAX_LISTED:
+            self._kept.sort()
+            del self._kept[MAX_LISTED:]
+
+    def add_lines(self, found: list[tuple[int, str]]) -> None:
+        for line, message in found:
+            self._add(line, "", message)
+
+    def add_rows(self, lines: np.ndarray, found: list[checks.Problem]) -> None:
+        for row, column, message in found:
+            self._add(int(lines[row]), column, message)
+
+    def add_database(self, found: list[tuple[int, str, str]], unlisted: int = 0) -> None:
+        for line, column, message in found:
+            self._add(line, column, message)
+        self.total += unlisted
+
+    def listed(self) -> list[RowProblem]:
+        self._kept.sort()
+        return [
+            RowProblem(self.path, line, column, message)
+            for line, _, column, message in self._kept[:MAX_LISTED]
+        ]
 
 
 @dataclass(frozen=True)
@@ -143,13 +177,6 @@ def _open(path: str | Path) -> Path:
     if not path.is_file():
         raise ImportRefused(str(path), [RowProblem(str(path), 0, "", "không tìm thấy tệp")])
     return path
-
-
-def _local(text_value: str) -> datetime:
-    value = datetime.fromisoformat(text_value)
-    if value.tzinfo is not None:
-        value = value.astimezone(VN).replace(tzinfo=None)
-    return value.replace(microsecond=0) if value.microsecond else value
 
 
 def _check_header(path: Path, record: dict, expected, optional, problems) -> bool:
@@ -230,213 +257,165 @@ def import_procedures(engine: Engine, path: str | Path) -> ImportReport:
 # ----------------------------------------------------------------------- dossiers
 
 
+@dataclass(frozen=True)
+class Lookups:
+    """What the database knows that a row is checked against, as Arrow value sets."""
+
+    procedure_codes: pa.Array
+    limit_values: np.ndarray  # float64, by position in procedure_codes
+    limit_units: np.ndarray  # index into UNITS
+    agency_codes: pa.Array
+
+
+def _lookups(fetch) -> Lookups:
+    """Read through the import's own connection, inside its transaction."""
+    procedures = fetch("SELECT code, limit_value, limit_unit FROM procedure")
+    agencies = [code for (code,) in fetch("SELECT code FROM agency")]
+    return Lookups(
+        pa.array([code for code, _, _ in procedures], pa.string()),
+        np.array([value for _, value, _ in procedures], dtype=np.float64),
+        np.array([UNITS.index(u) if u in UNITS else 0 for _, _, u in procedures], np.int64),
+        pa.array(agencies, pa.string()),
+    )
+
+
+def check_chunk(chunk: Chunk, lookups: Lookups) -> tuple[Rows, list[checks.Problem]]:
+    """Every column check of one chunk; the parsed rows and `(row, column, message)`."""
+    cells = chunk.cells
+    problems: list[checks.Problem] = []
+    problems += checks.check_required(cells["dossier_id"], "dossier_id")
+    problems += checks.check_unique(cells["dossier_id"], "dossier_id")
+    problems += checks.check_known(
+        cells["procedure_code"],
+        "procedure_code",
+        lookups.procedure_codes,
+        "thủ tục không có trong danh mục",
+    )
+    problems += checks.check_known(
+        cells["agency_code"], "agency_code", lookups.agency_codes, "cơ quan không có trong danh bạ"
+    )
+    problems += checks.check_choice(cells["channel"], "channel", CHANNELS)
+    times: dict[str, np.ndarray] = {}
+    for column in TIME_COLUMNS:
+        times[column], found = checks.parse_times(
+            cells[column], column, required=column == "received_at"
+        )
+        problems += found
+    flags: dict[str, np.ndarray] = {}
+    for column in FLAG_COLUMNS:
+        flags[column], found = checks.parse_flags(
+            cells[column], column, blank_allowed=column == "paid_online"
+        )
+        problems += found
+    problems += checks.check_event_order(times)
+    problems += checks.check_event_pairs(times)
+    problems += checks.check_years(times["received_at"], "received_at", FIRST_YEAR, LAST_YEAR)
+    ok = np.ones(len(chunk), dtype=bool)
+    if problems:
+        ok[[row for row, _, _ in problems]] = False
+    return Rows(chunk.lines, ok, cells, times, flags), problems
+
+
+def derive_dues(rows: Rows, lookups: Lookups, cal: WorkCalendar, rules: OneStopRules) -> None:
+    """The legal due date of every good row (NaT for the others), and the citizen's due
+    date: the apology's new date, if any."""
+    legal = np.full(len(rows.lines), NAT, dtype="datetime64[s]")
+    good = np.flatnonzero(rows.ok)
+    if len(good):
+        at = pc.index_in(
+            rows.cells["procedure_code"].take(pa.array(good)), value_set=lookups.procedure_codes
+        ).to_numpy(zero_copy_only=False)
+        legal[good] = legal_due_many(
+            cal,
+            rules,
+            rows.times["received_at"][good],
+            rows.times["supplement_received_at"][good],
+            lookups.limit_values[at],
+            lookups.limit_units[at],
+        )
+    new_due = rows.times["apology_new_due"]
+    rows.times["legal_due"] = legal
+    rows.times["due"] = np.where(np.isnat(new_due), legal, new_due)
+
+
 def import_dossiers(
     engine: Engine,
     path: str | Path,
     cal: WorkCalendar,
     rules: OneStopRules,
     now: datetime | None = None,
+    *,
+    reader: str = "arrow",
 ) -> ImportReport:
-    """Validate a whole export, compute every legal due date, then upsert it at once."""
+    """Stream an export in chunks: check every row, compute its due dates and write it
+    into one transaction that is only committed if the whole file is good. A file with
+    any bad row is refused whole, every bad row named by line and column (up to
+    `MAX_LISTED`), and the database is left as it was."""
     path = _open(path)
-    with engine.connect() as conn:
-        procedures = {
-            code: (value, UNITS.index(unit) if unit in UNITS else 0)
-            for code, value, unit in conn.execute(
-                select(Procedure.code, Procedure.limit_value, Procedure.limit_unit)
-            )
-        }
-        agencies = set(conn.scalars(select(Agency.code)))
-        apologised = {
-            dossier_id: (at, new_due)
-            for dossier_id, at, new_due in conn.execute(
-                select(Dossier.id, Dossier.apology_at, Dossier.apology_new_due).where(
-                    Dossier.apology_at.is_not(None)
-                )
-            )
-        }
-    gc.disable()  # a million rows of small objects: the cyclic collector only slows it
-    try:
-        columns, problems = _parse_dossiers(path, procedures, agencies, apologised)
-    finally:
-        gc.enable()
-    if problems:
-        raise ImportRefused(str(path), problems)
-    if not columns["id"]:
-        return ImportReport(str(path), 0, 0, 0)
-    received = np.array(columns["received_at"], dtype="datetime64[s]")
-    supplement = np.array(
-        [v or np.datetime64("NaT") for v in columns["supplement_received_at"]],
-        dtype="datetime64[s]",
-    )
-    values = np.array([procedures[c][0] for c in columns["procedure_code"]], dtype=np.float64)
-    units = np.array([procedures[c][1] for c in columns["procedure_code"]], dtype=np.int64)
-    legal = legal_due_many(cal, rules, received, supplement, values, units)
-    new_due = np.array(
-        [v or np.datetime64("NaT") for v in columns["apology_new_due"]], dtype="datetime64[s]"
-    )
-    due = np.where(np.isnat(new_due), legal, new_due)
-    columns["legal_due"] = _as_text(legal)
-    columns["due"] = _as_text(due)
-    stamp = (now or datetime.now(VN).replace(tzinfo=None)).replace(microsecond=0)
-    columns["imported_at"] = [_fmt(stamp)] * len(columns["id"])
-    for name in TIME_COLUMNS:
-        columns[name] = [None if v is None else _fmt(v) for v in columns[name]]
-    return _write(engine, path, columns)
-
-
-def _parse_dossiers(path: Path, procedures, agencies, apologised):
-    problems: list[RowProblem] = []
-    columns: dict[str, list] = {
-        name: [] for name in DB_COLUMNS if name not in ("legal_due", "due", "imported_at")
-    }
-    seen: set[str] = set()
-    name = str(path)
-    for line, record in _records(path):
-        if "__header__" in record:
-            if not _check_header(path, record, DOSSIER_COLUMNS, OPTIONAL_COLUMNS, problems):
-                return columns, problems
-            continue
-        if "__error__" in record:
-            problems.append(RowProblem(name, line, "", record["__error__"]))
-            continue
-        bad = len(problems)
-
-        def problem(column: str, message: str, line=line) -> None:
-            problems.append(RowProblem(name, line, column, message))
-
-        dossier_id = record.get("dossier_id", "")
-        if not dossier_id:
-            problem("dossier_id", "trống")
-        elif dossier_id in seen:
-            problem("dossier_id", f"hồ sơ '{dossier_id}' xuất hiện hai lần trong tệp")
-        seen.add(dossier_id)
-        procedure = record.get("procedure_code", "")
-        if procedure not in procedures:
-            problem("procedure_code", f"thủ tục không có trong danh mục: {procedure!r}")
-        agency = record.get("agency_code", "")
-        if agency not in agencies:
-            problem("agency_code", f"cơ quan không có trong danh bạ: {agency!r}")
-        channel = record.get("channel", "")
-        if channel not in CHANNELS:
-            problem("channel", f"{channel!r} không hợp lệ (chọn: {', '.join(CHANNELS)})")
-        times: dict[str, datetime | None] = {}
-        for column in TIME_COLUMNS:
-            raw = record.get(column, "")
-            if not raw:
-                times[column] = None
-                if column == "received_at":
-                    problem(column, "trống (bắt buộc)")
-                continue
-            try:
-                times[column] = _local(raw)
-            except ValueError:
-                problem(column, f"ngày giờ không hợp lệ (cần ISO 8601): {raw!r}")
-                times[column] = None
-        flags = {}
-        for column in ("digitized", "e_result", "paid_online"):
-            raw = record.get(column, "")
-            if raw == "" and column == "paid_online":
-                flags[column] = None
-            elif raw in ("0", "1"):
-                flags[column] = raw == "1"
-            else:
-                blank = " hoặc để trống" if column == "paid_online" else ""
-                problem(column, f"phải là 0 hoặc 1{blank}: {raw!r}")
-        received = times.get("received_at")
-        ordered = (
-            ("completed_at", "received_at", "hoàn thành trước khi tiếp nhận"),
-            ("supplement_requested_at", "received_at", "yêu cầu bổ sung trước khi tiếp nhận"),
-            ("supplement_received_at", "supplement_requested_at", "nhận bổ sung trước khi yêu cầu"),
-            ("completed_at", "supplement_received_at", "hoàn thành trước khi nhận đủ bổ sung"),
-            ("apology_at", "received_at", "xin lỗi trước khi tiếp nhận"),
-            ("apology_new_due", "apology_at", "ngày hẹn lại trước ngày xin lỗi"),
-        )
-        for later, earlier, message in ordered:
-            if times.get(later) and times.get(earlier) and times[later] < times[earlier]:
-                problem(later, message)
-        if times.get("supplement_received_at") and not times.get("supplement_requested_at"):
-            problem("supplement_received_at", "có ngày nhận bổ sung nhưng không có yêu cầu bổ sung")
-        if bool(times.get("apology_at")) != bool(times.get("apology_new_due")):
-            problem("apology_new_due", "phiếu xin lỗi cần cả apology_at và apology_new_due")
-        previous = apologised.get(dossier_id)
-        if (
-            previous
-            and times.get("apology_at")
-            and (previous != (times["apology_at"], times["apology_new_due"]))
+    if not is_json_lines(path):
+        header = csv_header(path)
+        problems: list[RowProblem] = []
+        if not _check_header(
+            path,
+            {"__header__": ",".join(header.stripped)},
+            DOSSIER_COLUMNS,
+            OPTIONAL_COLUMNS,
+            problems,
         ):
-            problem(
-                "apology_at",
-                f"hồ sơ đã được xin lỗi và hẹn lại ngày {previous[1]:%d/%m/%Y %H:%M}; "
-                "chỉ được hẹn lại một lần",
-            )
-        if previous and not times.get("apology_at"):
-            problem("apology_at", "hồ sơ đã có phiếu xin lỗi; tệp mới không được xóa nó")
-        if received is not None and not FIRST_YEAR <= received.year < LAST_YEAR:
-            problem("received_at", f"ngoài phạm vi lịch hỗ trợ: {received:%d/%m/%Y}")
-        if len(problems) > bad:
+            raise ImportRefused(str(path), problems)
+    stamp = (now or datetime.now(VN).replace(tzinfo=None)).replace(microsecond=0)
+    for attempt in (reader, "stdlib"):
+        try:
+            return _import(engine, path, cal, rules, stamp, attempt)
+        except ReadAgain:
             continue
-        columns["id"].append(dossier_id)
-        columns["procedure_code"].append(procedure)
-        columns["agency_code"].append(agency)
-        columns["channel"].append(channel)
-        for column in TIME_COLUMNS:
-            columns[column].append(times[column])
-        for column in ("digitized", "e_result", "paid_online"):
-            columns[column].append(flags[column])
-        columns["handler"].append(record.get("handler") or None)
-    return columns, problems
+    raise AssertionError("the standard library's reader always reads")  # pragma: no cover
 
 
-def _fmt(value: datetime) -> str:
-    """The text SQLAlchemy itself writes for a SQLite DATETIME (so comparisons agree)."""
-    return value.isoformat(sep=" ") + ".000000"
+def _import(engine, path, cal, rules, stamp, reader) -> ImportReport:
+    found = Problems(str(path))
+    writer = open_writer(engine, stamp, expected_rows(path))
+    try:
+        lookups = _lookups(writer.fetch)
+        for chunk in read_chunks(path, DOSSIER_COLUMNS, reader=reader):
+            rows, problems = check_chunk(chunk, lookups)
+            found.add_lines(chunk.problems)
+            found.add_rows(rows.lines, problems)
+            if found.total:
+                writer.stop_writing()
+            derive_dues(rows, lookups, cal, rules)
+            writer.write(rows)
+        outcome = writer.finish(refused=bool(found.total))
+    except BaseException:
+        writer.abort()
+        raise
+    if outcome.needs_check_pass:
+        # The writer only learnt that something is wrong (a repeated id, a changed
+        # apology); a second reading names every bad line, writing nothing.
+        found = Problems(str(path))
+        checker = open_checker(engine)
+        try:
+            for chunk in read_chunks(path, DOSSIER_COLUMNS, reader=reader):
+                rows, problems = check_chunk(chunk, lookups)
+                found.add_lines(chunk.problems)
+                found.add_rows(rows.lines, problems)
+                checker.write(rows)
+            outcome = checker.finish(refused=True)
+        finally:
+            checker.abort()
+    found.add_database(outcome.problems, outcome.unlisted)
+    if found.total:
+        raise ImportRefused(str(path), found.listed(), found.total)
+    return ImportReport(str(path), outcome.rows, outcome.inserted, outcome.updated)
 
 
-def _as_text(values: np.ndarray) -> list[str]:
-    text_values = np.datetime_as_string(values.astype("datetime64[s]"), unit="s")
-    return [f"{v[:10]} {v[11:]}.000000" for v in text_values.tolist()]
-
-
-def _write(engine: Engine, path: Path, columns: dict[str, list]) -> ImportReport:
-    rows = list(zip(*(columns[c] for c in DB_COLUMNS), strict=True))
-    updates = ", ".join(f"{c} = excluded.{c}" for c in DB_COLUMNS if c != "id")
-    names = ", ".join(DB_COLUMNS)
-    with engine.begin() as conn:
-        before = conn.scalar(select(func.count()).select_from(Dossier))
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(
-                "CREATE TEMP TABLE dossier_in (LIKE dossier INCLUDING DEFAULTS) ON COMMIT DROP"
-            )
-            cursor = conn.connection.dbapi_connection.cursor()
-            with cursor.copy(f"COPY dossier_in ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            conn.exec_driver_sql(
-                f"INSERT INTO dossier ({names}) SELECT {names} FROM dossier_in "
-                f"ON CONFLICT (id) DO UPDATE SET {updates}"
-            )
-        else:
-            # In primary-key order the B-tree grows at its end instead of splitting pages
-            # all over; and a bulk load builds the secondary indexes once, afterwards,
-            # rather than row by row. Both keep a million-row import linear.
-            rows.sort(key=lambda row: row[0])
-            bulk = len(rows) >= max(BULK_ROWS, before)
-            indexes = list(Dossier.__table__.indexes) if bulk else []  # type: ignore[attr-defined]
-            for index in indexes:
-                index.drop(conn)
-            marks = ", ".join("?" for _ in DB_COLUMNS)
-            cursor = conn.connection.dbapi_connection.cursor()
-            cursor.executemany(
-                f"INSERT INTO dossier ({names}) VALUES ({marks}) "
-                f"ON CONFLICT (id) DO UPDATE SET {updates}",
-                rows,
-            )
-            for index in indexes:
-                index.create(conn)
-        after = conn.scalar(select(func.count()).select_from(Dossier))
-    inserted = after - before
-    return ImportReport(str(path), len(rows), inserted, len(rows) - inserted)
+def expected_rows(path: Path) -> int:
+    """About how many rows the file holds, from the length of its first lines."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(1 << 16)
+    lines = head.count(b"\n") or 1
+    return int(size / (len(head) / lines)) if head else 0
 
 
 def to_csv(rows: list[dict], columns=DOSSIER_COLUMNS) -> str:
