@@ -1,12 +1,21 @@
 """Benchmark: one-stop dossiers at provincial scale, on SQLite and PostgreSQL.
 
 For each size (default 100k and 1M seeded, realistic dossiers of a year), measures
-- import: validating the export and upserting it (one transaction),
+- the raw loads of the same CSV, the yardsticks of the import: the `sqlite3` shell's
+  `.import` into a plain table, and PostgreSQL's COPY into a typed table (no keys);
+- import: validating the export and upserting it (one transaction), and its ratio to the
+  raw load of the same backend in the same run;
+- reading alone: Arrow's streaming CSV reader against the standard library's csv module,
+  both giving the chunks the importer checks; and a JSON-lines import of the same rows;
 - due dates: the vectorised legal due computation alone,
 - monthly KPIs: one month's indicators for every agency,
 - daily sweep: the dossier alerts over the same dossiers, all made open,
 printing time, peak memory (the step runs in a fresh process; its max RSS) and rows per
 second, then the 1M / 100k ratio of each step (linear growth means about 10x).
+
+Answers are checked, and the run exits non-zero on a wrong one: every row imported; each
+month's KPIs and the sweep's counts per agency equal to the same figures computed here
+with numpy from the generated columns; SQLite and PostgreSQL agreeing.
 
 Run: `.venv/bin/python bench/dossiers.py [--sizes 100000 1000000] [--backends sqlite
 postgresql]`. PostgreSQL: `DUNGHAN_BENCH_PG_URL` (default: the local test database), in a
@@ -16,8 +25,11 @@ schema of its own, dropped afterwards.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +44,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(ROOT))
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+SQLITE_SHELL = shutil.which("sqlite3") or "sqlite3"  # Debian: apt-get install sqlite3
 SAMPLE_PROCEDURES = ROOT / "plans" / "sample-procedures.csv"
 SWEEP_DAY = date(2025, 12, 15)
 KPI_MONTH = "2025-06"
@@ -47,7 +60,7 @@ def _context(url: str):
     return EngineContext.open(url)
 
 
-def step_generate(n: int, path: str) -> tuple[float, float]:
+def step_generate(n: int, path: str, answers: str) -> tuple[float, float]:
     from deadlines.agencies import load_registry
     from deadlines.calendar import WorkCalendar
     from deadlines.dossier import OneStopRules
@@ -62,7 +75,9 @@ def step_generate(n: int, path: str) -> tuple[float, float]:
         OneStopRules.load(),
     )
     write_csv(columns, path)
-    return time.perf_counter() - began, _peak_mib()
+    seconds = time.perf_counter() - began
+    _write_answers(columns, answers)
+    return seconds, _peak_mib()
 
 
 def step_import(url: str, path: str) -> tuple[float, float]:
@@ -71,8 +86,92 @@ def step_import(url: str, path: str) -> tuple[float, float]:
     ctx = _context(url)
     import_procedures(ctx.db, SAMPLE_PROCEDURES)
     began = time.perf_counter()
-    import_dossiers(ctx.db, path, ctx.cal, ctx.one_stop)
-    return time.perf_counter() - began, _peak_mib()
+    report = import_dossiers(ctx.db, path, ctx.cal, ctx.one_stop)
+    seconds = time.perf_counter() - began
+    rows = _count_lines(path)
+    if (report.rows, report.inserted) != (rows, rows):
+        raise WrongAnswer(f"import of {path}: {report} for {rows} rows")
+    return seconds, _peak_mib()
+
+
+def _count_lines(path: str) -> int:
+    with open(path, "rb") as handle:
+        lines = sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
+    return lines - (0 if path.endswith(".jsonl") else 1)
+
+
+def step_raw_sqlite(folder: str, path: str) -> tuple[float, float]:
+    """The sqlite3 shell's .import of the CSV into a plain table (all text, no key)."""
+    target = f"{folder}/raw-{uuid.uuid4().hex[:8]}.db"
+    began = time.perf_counter()
+    subprocess.run([SQLITE_SHELL, target, ".mode csv", f".import {path} dossier_raw"], check=True)
+    seconds = time.perf_counter() - began
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    Path(target).unlink()
+    return seconds, peak
+
+
+def step_raw_postgres(url: str, path: str) -> tuple[float, float]:
+    """COPY of the CSV into a typed table (timestamps, booleans; no key, no index)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    options = dict(parsed.query).get("options")
+    with psycopg.connect(
+        host=parsed.host,
+        port=parsed.port or 5432,
+        user=parsed.username,
+        dbname=parsed.database,
+        options=options or "",
+    ) as conn:
+        conn.execute(
+            "CREATE TABLE dossier_raw (dossier_id text, procedure_code text, agency_code "
+            "text, channel text, received_at timestamp, completed_at timestamp, "
+            "supplement_requested_at timestamp, supplement_received_at timestamp, apology_at "
+            "timestamp, apology_new_due timestamp, digitized boolean, e_result boolean, "
+            "paid_online boolean, handler text)"
+        )
+        conn.commit()
+        began = time.perf_counter()
+        with (
+            conn.cursor().copy(
+                "COPY dossier_raw FROM STDIN WITH (FORMAT csv, HEADER true)"
+            ) as copy,
+            open(path, "rb") as handle,
+        ):
+            while block := handle.read(1 << 20):
+                copy.write(block)
+        conn.commit()
+        seconds = time.perf_counter() - began
+        conn.execute("DROP TABLE dossier_raw")
+        conn.commit()
+    return seconds, _peak_mib()
+
+
+def step_read(path: str, reader: str) -> tuple[float, float]:
+    """Reading alone: the file into the importer's chunks of columns."""
+    from deadlines.export_columns import DOSSIER_COLUMNS
+    from models.export_reader import read_chunks
+
+    began = time.perf_counter()
+    rows = sum(len(chunk) for chunk in read_chunks(Path(path), DOSSIER_COLUMNS, reader=reader))
+    seconds = time.perf_counter() - began
+    if rows != _count_lines(path):
+        raise WrongAnswer(f"{reader} read {rows} rows of {path}")
+    return seconds, _peak_mib()
+
+
+def step_to_json_lines(path: str, target: str) -> tuple[float, float]:
+    import csv
+
+    with (
+        open(path, encoding="utf-8", newline="") as source,
+        open(target, "w", encoding="utf-8") as out,
+    ):
+        for record in csv.DictReader(source):
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return 0.0, _peak_mib()
 
 
 def step_due(path: str) -> tuple[float, float]:
@@ -103,7 +202,7 @@ def step_due(path: str) -> tuple[float, float]:
     return time.perf_counter() - began, _peak_mib()
 
 
-def step_kpi(url: str) -> tuple[float, float]:
+def step_kpi(url: str, answers: str) -> tuple[float, float]:
     from flows.dossiers import kpis
     from models.db import session_scope
 
@@ -111,8 +210,48 @@ def step_kpi(url: str) -> tuple[float, float]:
     began = time.perf_counter()
     with session_scope(ctx.db) as session:
         rows = kpis(session, KPI_MONTH)
-    assert rows
-    return time.perf_counter() - began, _peak_mib()
+    seconds = time.perf_counter() - began
+    with session_scope(ctx.db) as session:
+        _check(f"monthly KPIs {KPI_MONTH}", _figures(rows), _load(answers)["kpi"])
+        for month in ("2025-01", "2025-12"):
+            _check(
+                f"monthly KPIs {month}",
+                _figures(kpis(session, month)),
+                _load(answers)["kpi_" + month],
+            )
+    return seconds, _peak_mib()
+
+
+class WrongAnswer(AssertionError):
+    pass
+
+
+RATES = (
+    "on_time_rate",
+    "online_rate",
+    "digitized_rate",
+    "e_result_rate",
+    "online_payment_rate",
+    "apology_rate",
+)
+
+
+def _figures(rows: list[dict]) -> dict:
+    return {
+        row["agency"]: [row["dossiers"]]
+        + [None if row[k] is None else round(row[k], 4) for k in RATES]
+        for row in rows
+    }
+
+
+def _load(path: str) -> dict:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _check(what: str, got, expected) -> None:
+    if json.loads(json.dumps(got)) != expected:
+        raise WrongAnswer(f"{what}: got {got!r}, expected {expected!r}")
 
 
 def step_reopen(url: str) -> tuple[float, float]:
@@ -129,15 +268,97 @@ def step_reopen(url: str) -> tuple[float, float]:
     return 0.0, _peak_mib()
 
 
-def step_sweep(url: str) -> tuple[float, float]:
+def step_sweep(url: str, answers: str) -> tuple[float, float]:
     from flows.dossiers import dossier_alerts
     from models.db import session_scope
 
     ctx = _context(url)
     began = time.perf_counter()
     with session_scope(ctx.db) as session:
-        dossier_alerts(ctx, session, SWEEP_DAY)
-    return time.perf_counter() - began, _peak_mib()
+        alerts = dossier_alerts(ctx, session, SWEEP_DAY)
+    seconds = time.perf_counter() - began
+    got = {
+        "reminders": alerts.reminders,
+        "at_risk": alerts.at_risk,
+        "late_without_apology": alerts.late_without_apology,
+    }
+    _check(f"daily sweep {SWEEP_DAY}", got, _load(answers)["sweep"])
+    return seconds, _peak_mib()
+
+
+def _write_answers(c: dict, answers: str) -> None:
+    """The KPIs and sweep counts per agency, computed with numpy from the generated
+    columns (their legal due dates by the scalar-tested vectorised rule), following the
+    definitions of `flows.dossiers.kpis` and `dossier_alerts`."""
+    from collections import Counter
+
+    import numpy as np
+
+    from deadlines.calendar import WorkCalendar
+    from deadlines.dossier import UNITS, OneStopRules, legal_due_many
+    from flows.dossiers import month_bounds
+    from flows.samples import read_procedures
+
+    cal, rules = WorkCalendar.vietnam(), OneStopRules.load()
+    procedures = read_procedures(SAMPLE_PROCEDURES)
+    limits = {
+        p["procedure_code"]: (float(p["limit_value"]), UNITS.index(p["limit_unit"]))
+        for p in procedures
+    }
+    values = np.array([limits[code][0] for code in c["procedure_code"].tolist()])
+    units = np.array([limits[code][1] for code in c["procedure_code"].tolist()])
+    legal = legal_due_many(cal, rules, c["received_at"], c["supplement_received_at"], values, units)
+    agency = np.asarray(c["agency_code"]).astype(str)
+    done, apology = c["completed_at"], c["apology_at"]
+
+    def per_agency(mask):
+        return Counter(agency[mask].tolist())
+
+    def kpi(month: str) -> dict:
+        start, end = (np.datetime64(b, "s") for b in month_bounds(month))
+        in_month = ~np.isnat(done) & (done >= start) & (done < end)
+        open_at_end = (c["received_at"] < end) & (np.isnat(done) | (done >= end))
+        counted = in_month | open_at_end
+        on_time = np.where(in_month, done <= legal, legal >= end)
+        late = ~on_time
+        paid = c["paid_online"]
+        out = {}
+        for code in sorted(set(agency[counted].tolist())):
+            m = counted & (agency == code)
+            k = int(m.sum())
+            payable = int((m & (paid != "")).sum())
+            late_k = int((m & late).sum())
+            out[code] = [
+                k,
+                round(int((m & on_time).sum()) / k, 4),
+                round(int((m & (c["channel"] == "online")).sum()) / k, 4),
+                round(int((m & (c["digitized"] == "1")).sum()) / k, 4),
+                round(int((m & (c["e_result"] == "1")).sum()) / k, 4),
+                round(int((m & (paid == "1")).sum()) / payable, 4) if payable else None,
+                round(int((m & late & ~np.isnat(apology)).sum()) / late_k, 4) if late_k else None,
+            ]
+        return out
+
+    today = np.datetime64(SWEEP_DAY, "s")
+    reminder_day = np.datetime64(cal.add_working_days(SWEEP_DAY, rules.reminder_days_before_due))
+    window = (reminder_day.astype("datetime64[s]"), (reminder_day + 1).astype("datetime64[s]"))
+    due = np.where(np.isnat(c["apology_new_due"]), legal, c["apology_new_due"])
+    quiet = np.isnat(apology)
+    sweep = {  # after step_reopen every dossier is open
+        "reminders": per_agency((due >= window[0]) & (due < window[1])),
+        "at_risk": per_agency(quiet & (legal >= today) & (legal < window[1])),
+        "late_without_apology": per_agency(quiet & (legal < today)),
+    }
+    with open(answers, "w", encoding="utf-8") as out:
+        json.dump(
+            {
+                "kpi": kpi(KPI_MONTH),
+                "kpi_2025-01": kpi("2025-01"),
+                "kpi_2025-12": kpi("2025-12"),
+                "sweep": {k: dict(v) for k, v in sweep.items()},
+            },
+            out,
+        )
 
 
 def run(func, *args) -> tuple[float, float]:
@@ -164,6 +385,9 @@ def database(backend: str, folder: str):
     return f"{base}?options={quote(f'-csearch_path={schema}')}", drop
 
 
+GOALS = {"ratio": 3.0, "peak MiB": 300, "growth": 11.0}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
@@ -173,37 +397,92 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for n in args.sizes:
             path = f"{folder}/dossiers-{n}.csv"
-            seconds, peak = run(step_generate, n, path)
+            answers = f"{folder}/answers-{n}.json"
+            seconds, peak = run(step_generate, n, path, answers)
             print(f"generated {n:,} dossiers in {seconds:.1f} s (peak {peak:.0f} MiB)")
             results[("-", n, "due dates")] = run(step_due, path)
+            results[("-", n, "read: Arrow CSV")] = run(step_read, path, "arrow")
+            results[("-", n, "read: csv module")] = run(step_read, path, "stdlib")
             for backend in args.backends:
                 url, drop = database(backend, folder)
                 try:
+                    if backend == "sqlite":
+                        raw = run(step_raw_sqlite, folder, path)
+                        results[(backend, n, "raw: sqlite3 .import")] = raw
+                    else:
+                        raw = run(step_raw_postgres, url, path)
+                        results[(backend, n, "raw: COPY typed table")] = raw
                     results[(backend, n, "import")] = run(step_import, url, path)
-                    results[(backend, n, "monthly KPIs")] = run(step_kpi, url)
+                    results[(backend, n, "monthly KPIs")] = run(step_kpi, url, answers)
                     run(step_reopen, url)
-                    results[(backend, n, "daily sweep (all open)")] = run(step_sweep, url)
+                    results[(backend, n, "daily sweep (all open)")] = run(step_sweep, url, answers)
                 finally:
                     if drop:
                         drop()
+            if n == min(args.sizes) and "sqlite" in args.backends:
+                lines = f"{folder}/dossiers-{n}.jsonl"
+                run(step_to_json_lines, path, lines)
+                url, _ = database("sqlite", folder)
+                results[("sqlite", n, "import JSON lines")] = run(step_import, url, lines)
+                Path(lines).unlink()
             Path(path).unlink()
+    report(results, args.sizes)
+
+
+def report(results, sizes) -> None:
     print()
     head = ("backend", "step", "dossiers", "time (s)", "peak MiB", "rows/s")
     print(f"{head[0]:10} {head[1]:24} {head[2]:>10} {head[3]:>9} {head[4]:>9} {head[5]:>12}")
     for (backend, n, step), (seconds, peak) in results.items():
         rate = n / seconds if seconds else float("inf")
         print(f"{backend:10} {step:24} {n:>10,} {seconds:9.2f} {peak:9.0f} {rate:12,.0f}")
-    if len(args.sizes) == 2:
-        small, large = sorted(args.sizes)
+    print(
+        "\nimport against the raw load of the same file, same run "
+        f"(goal: within {GOALS['ratio']:.0f}x, peak <= {GOALS['peak MiB']} MiB):"
+    )
+    for (backend, n, step), (seconds, peak) in results.items():
+        if step != "import":
+            continue
+        raw_step = "raw: sqlite3 .import" if backend == "sqlite" else "raw: COPY typed table"
+        base = results[(backend, n, raw_step)][0]
+        ratio = seconds / base
+        print(
+            f"  {backend:10} {n:>10,}: {seconds:6.2f} s / {base:5.2f} s ({raw_step[5:]}) = "
+            f"{ratio:4.1f}x {'(goal met)' if ratio <= GOALS['ratio'] else '(goal MISSED)'}; "
+            f"peak {peak:.0f} MiB {'(goal met)' if peak <= GOALS['peak MiB'] else '(MISSED)'}"
+        )
+    for n in sizes:
+        arrow, stdlib = (results[("-", n, f"read: {r}")][0] for r in ("Arrow CSV", "csv module"))
+        print(
+            f"  reading {n:,} rows: Arrow {arrow:.2f} s, csv module {stdlib:.2f} s "
+            f"= {stdlib / arrow:.1f}x slower"
+        )
+        if ("sqlite", n, "import JSON lines") in results:
+            lines = results[("sqlite", n, "import JSON lines")][0]
+            csv_import = results[("sqlite", n, "import")][0]
+            print(
+                f"  JSON lines import {n:,} rows (SQLite): {lines:.2f} s against CSV "
+                f"{csv_import:.2f} s = {lines / csv_import:.1f}x"
+            )
+    if len(sizes) == 2:
+        small, large = sorted(sizes)
         print(f"\ngrowth {large:,} / {small:,} ({large // small}x the dossiers):")
         for (backend, n, step), (seconds, _) in results.items():
             if n == large and (backend, small, step) in results:
                 base = results[(backend, small, step)][0]
+                growth = seconds / base if base else float("inf")
+                mark = ""
+                if step == "import":
+                    mark = " (goal met)" if growth <= GOALS["growth"] else " (goal MISSED)"
                 print(
-                    f"  {backend:10} {step:24} {seconds:.2f} s / {base:.2f} s = "
-                    f"{seconds / base if base else float('inf'):.1f}x"
+                    f"  {backend:10} {step:24} {seconds:.2f} s / {base:.2f} s = {growth:.1f}x{mark}"
                 )
+    print("\nanswers: every import complete; KPIs and sweep counts equal to the reference")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except WrongAnswer as exc:
+        print(f"WRONG ANSWER: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -390,10 +390,10 @@ class PostgresWriter:
         if not len(rows.lines):
             return
         if self.copy is None:
-            self.copy = self.cursor.copy(
+            self.copying = self.cursor.copy(
                 f"COPY {STAGE} ({', '.join(STAGED)}) FROM STDIN (FORMAT csv)"
             )
-            self.copy.__enter__()
+            self.copy = self.copying.__enter__()
         arrays = []
         for name in STAGED:
             if name == "line":
@@ -416,7 +416,7 @@ class PostgresWriter:
 
     def finish(self, *, refused: bool) -> Outcome:
         if self.copy is not None:
-            self.copy.__exit__(None, None, None)
+            self.copying.__exit__(None, None, None)
             self.copy = None
         problems, unlisted = [], 0
         if not refused:
@@ -502,7 +502,7 @@ class PostgresWriter:
             return
         if self.copy is not None:
             with contextlib.suppress(Exception):
-                self.copy.__exit__(RuntimeError, RuntimeError("import aborted"), None)
+                self.copying.__exit__(RuntimeError, RuntimeError("import aborted"), None)
             self.copy = None
         self.db.rollback()
         self._close()
