@@ -22,9 +22,12 @@ the finest unit kept.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -377,14 +380,16 @@ def _import(engine, path, cal, rules, stamp, reader) -> ImportReport:
     writer = open_writer(engine, stamp, expected_rows(path))
     try:
         lookups = _lookups(writer.fetch)
-        for chunk in read_chunks(path, DOSSIER_COLUMNS, reader=reader):
-            rows, problems = check_chunk(chunk, lookups)
-            found.add_lines(chunk.problems)
+        # Reading, checking and preparing the next chunks (mostly Arrow and numpy, which
+        # release the GIL) overlap the database's writing of this one.
+        for rows, problems, line_problems, payload in _background(
+            _prepared(path, reader, lookups, cal, rules, writer)
+        ):
+            found.add_lines(line_problems)
             found.add_rows(rows.lines, problems)
             if found.total:
                 writer.stop_writing()
-            derive_dues(rows, lookups, cal, rules)
-            writer.write(rows)
+            writer.write(payload)
         outcome = writer.finish(refused=bool(found.total))
     except BaseException:
         writer.abort()
@@ -395,11 +400,12 @@ def _import(engine, path, cal, rules, stamp, reader) -> ImportReport:
         found = Problems(str(path))
         checker = open_checker(engine)
         try:
-            for chunk in read_chunks(path, DOSSIER_COLUMNS, reader=reader):
-                rows, problems = check_chunk(chunk, lookups)
-                found.add_lines(chunk.problems)
+            for rows, problems, line_problems, payload in _prepared(
+                path, reader, lookups, cal, rules, checker
+            ):
+                found.add_lines(line_problems)
                 found.add_rows(rows.lines, problems)
-                checker.write(rows)
+                checker.write(payload)
             outcome = checker.finish(refused=True)
         finally:
             checker.abort()
@@ -407,6 +413,55 @@ def _import(engine, path, cal, rules, stamp, reader) -> ImportReport:
     if found.total:
         raise ImportRefused(str(path), found.listed(), found.total)
     return ImportReport(str(path), outcome.rows, outcome.inserted, outcome.updated)
+
+
+def _prepared(path, reader, lookups, cal, rules, writer):
+    for chunk in read_chunks(path, DOSSIER_COLUMNS, reader=reader):
+        rows, problems = check_chunk(chunk, lookups)
+        derive_dues(rows, lookups, cal, rules)
+        yield rows, problems, chunk.problems, writer.prepare(rows)
+
+
+_DONE = object()
+
+
+def _background(items: Iterator, depth: int = 2) -> Iterator:
+    """`items`, produced in a thread at most `depth` ahead of the consumer; an error in
+    the thread is raised in the consumer. Closing the generator stops the thread."""
+    ahead: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        ahead.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ahead.put((_DONE, None))
+        except BaseException as exc:  # handed to the consumer
+            ahead.put((_DONE, exc))
+
+    thread = threading.Thread(target=produce, name="dossier-import-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = ahead.get()
+            if error is not None:
+                raise error
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                ahead.get(timeout=0.1)
+        thread.join()
 
 
 def expected_rows(path: Path) -> int:

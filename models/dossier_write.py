@@ -257,9 +257,10 @@ class SQLiteWriter:
     def stop_writing(self) -> None:
         self.writing = False
 
-    def write(self, rows: Rows) -> None:
+    def prepare(self, rows: Rows) -> list[list] | None:
+        """The good rows as Python values, column by column (in the reading thread)."""
         if not self.writing or not len(rows.lines):
-            return
+            return None
         rows = _good(rows)
         columns = []
         for name in DB_COLUMNS:
@@ -276,6 +277,11 @@ class SQLiteWriter:
                 columns.append(_blank_to_null(cells).to_pylist())
             elif name == "imported_at":
                 columns.append([self.stamp] * len(rows.lines))
+        return columns
+
+    def write(self, columns: list[list] | None) -> None:
+        if not self.writing or not columns:
+            return
         try:
             self.conn.db.executemany(self.sql, zip(*columns, strict=True))
         except sqlite3.IntegrityError as exc:
@@ -284,7 +290,7 @@ class SQLiteWriter:
             self.tripped = True
             self.writing = False
             return
-        self.rows += len(rows.lines)
+        self.rows += len(columns[0])
 
     def finish(self, *, refused: bool) -> Outcome:
         if refused or self.tripped:
@@ -328,6 +334,9 @@ class SQLiteChecker:
 
     def stop_writing(self) -> None:
         pass
+
+    def prepare(self, rows: Rows) -> Rows:
+        return rows
 
     def write(self, rows: Rows) -> None:
         self.conn.db.executemany(
@@ -386,14 +395,10 @@ class PostgresWriter:
     def stop_writing(self) -> None:
         pass  # every row is staged: the database checks name their lines
 
-    def write(self, rows: Rows) -> None:
+    def prepare(self, rows: Rows) -> tuple[pa.Buffer, int] | None:
+        """Every row of the chunk as CSV for COPY (in the reading thread)."""
         if not len(rows.lines):
-            return
-        if self.copy is None:
-            self.copying = self.cursor.copy(
-                f"COPY {STAGE} ({', '.join(STAGED)}) FROM STDIN (FORMAT csv)"
-            )
-            self.copy = self.copying.__enter__()
+            return None
         arrays = []
         for name in STAGED:
             if name == "line":
@@ -411,8 +416,19 @@ class PostgresWriter:
                 arrays.append(rows.cells[EXPORT_NAME.get(name, name)])
         sink = pa.BufferOutputStream()
         pa_csv.write_csv(pa.RecordBatch.from_arrays(arrays, names=list(STAGED)), sink, self.options)
-        self.copy.write(memoryview(sink.getvalue()))
-        self.rows += int(rows.ok.sum())
+        return sink.getvalue(), int(rows.ok.sum())
+
+    def write(self, prepared: tuple[pa.Buffer, int] | None) -> None:
+        if prepared is None:
+            return
+        if self.copy is None:
+            self.copying = self.cursor.copy(
+                f"COPY {STAGE} ({', '.join(STAGED)}) FROM STDIN (FORMAT csv)"
+            )
+            self.copy = self.copying.__enter__()
+        data, good = prepared
+        self.copy.write(memoryview(data))
+        self.rows += good
 
     def finish(self, *, refused: bool) -> Outcome:
         if self.copy is not None:
