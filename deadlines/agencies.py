@@ -6,8 +6,11 @@ the questions the engine asks:
 - `Registry.active_on(d)`: the agencies that exist on day `d`;
 - `Registry.members(group, on=d)`: the agencies a collective name such as "Các Sở, ban,
   ngành cấp tỉnh" stands for on day `d`;
-- `Registry.resolve(code, on=d)`: who is responsible on day `d` for an item assigned to
-  `code`: a dissolved agency's work passes to its successor (QĐ 384/QĐ-UBND, mục IV.1.b).
+- `Registry.resolve(code, on=d, function=f)`: who is responsible on day `d` for work
+  assigned to `code`: a dissolved agency's work passes to its successor(s), the work of a
+  function that moved (social protection, press and publishing…) to the function's new
+  holder, and a dissolved level's group (the district level after 30/6/2025) to the group
+  that took over its duties (QĐ 384/QĐ-UBND, mục IV.1.b: no interruption).
 
 Communes and wards are not typed into the YAML: its `divisions:` section tells the loader to
 generate them from the `vietnam-provinces` package.
@@ -34,6 +37,7 @@ DEFAULT_REGISTRY_PATH = PLANS_DIR / "agencies.yaml"
 
 _CODE_RE = re.compile(r"^[A-Z0-9]+(?:-[A-Z0-9]+)*$")
 _GROUP_CODE_RE = re.compile(r"^GRP(?:-[A-Z0-9]+)+$")
+FUNCTION_CODE_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 
 
@@ -49,8 +53,29 @@ class AgencyKind(StrEnum):
 
 
 @dataclass(frozen=True)
+class FunctionTransfer:
+    """A function (lĩnh vực) of an agency whose work went to other agencies from a date,
+    whether the agency was dissolved (the labour department's social protection went to
+    Health) or carried on (Home Affairs' religious affairs went to Ethnic and Religious
+    Affairs). Work of that function follows it, not the building."""
+
+    code: str
+    label: str
+    successors: tuple[str, ...]
+    effective: date
+    source: str
+    unconfirmed: tuple[str, ...] = ()
+    note: str | None = None
+
+
+@dataclass(frozen=True)
 class Agency:
-    """One body that can be assigned work. Dates are inclusive; None means open-ended."""
+    """One body that can be assigned work. Dates are inclusive; None means open-ended.
+
+    `successors`: who takes over its work from `successor_from` (one agency after a
+    merger, the communes on its territory for a district); `functions`: the functions
+    whose work went elsewhere.
+    """
 
     code: str
     name: str
@@ -58,7 +83,7 @@ class Agency:
     groups: tuple[str, ...]
     active_from: date | None
     active_to: date | None
-    successor: str | None
+    successors: tuple[str, ...]
     successor_from: date | None
     email: str
     source: str
@@ -66,11 +91,23 @@ class Agency:
     head_email: str | None = None
     unconfirmed: tuple[str, ...] = ()
     note: str | None = None
+    functions: tuple[FunctionTransfer, ...] = ()
+
+    @property
+    def successor(self) -> str | None:
+        """The single successor, or None (none, or several)."""
+        return self.successors[0] if len(self.successors) == 1 else None
 
     def is_active_on(self, day: date) -> bool:
         return (self.active_from is None or self.active_from <= day) and (
             self.active_to is None or day <= self.active_to
         )
+
+    def function(self, code: str | None, on: date) -> FunctionTransfer | None:
+        """The transfer of function `code` in effect on `on`, if any."""
+        if code is None:
+            return None
+        return next((f for f in self.functions if f.code == code and f.effective <= on), None)
 
 
 @dataclass(frozen=True)
@@ -87,12 +124,26 @@ class Group:
 
 
 @dataclass(frozen=True)
+class GroupSuccession:
+    """From `effective`, the duties a plan gives to `group` pass to the members of
+    `successors` (the district level's duties to the communes from 1/7/2025)."""
+
+    group: str
+    successors: tuple[str, ...]
+    effective: date
+    source: str
+    unconfirmed: tuple[str, ...] = ()
+    note: str | None = None
+
+
+@dataclass(frozen=True)
 class Registry:
     """The validated registry. Build it with `load_registry`."""
 
     path: str
     agencies: Mapping[str, Agency]
     groups: Mapping[str, Group]
+    group_successions: tuple[GroupSuccession, ...] = ()
 
     def get(self, code: str) -> Agency:
         """The agency with this code; `KeyError` (with a Vietnamese message) if unknown."""
@@ -127,31 +178,78 @@ class Registry:
             if group_code in a.groups and (on is None or a.is_active_on(on))
         )
 
-    def resolve(self, code: str, on: date) -> tuple[Agency, ...]:
+    def resolve(self, code: str, on: date, function: str | None = None) -> tuple[Agency, ...]:
         """The agencies responsible on `on` for work assigned to `code`.
 
-        A group gives its members active that day. An agency gives itself if active,
-        else its successor (followed as far as needed). Empty when nobody is: the
-        agency did not exist yet, or was dissolved without a single successor (the
-        district level after 30/6/2025), or the group is outside the registry.
+        A group gives its members active that day, and, once a group succession is in
+        effect, the members of the groups that took over its duties. An agency gives
+        itself if active, else its successors (followed as far as needed). Work of a
+        `function` that moved goes to that function's new holders instead. Empty when
+        nobody is: the agency did not exist yet, or ended with no successor, or the group
+        is outside the registry.
         """
+        out: dict[str, Agency] = {}
+        self._resolve(code, on, function, out, set())
+        return tuple(out.values())
+
+    def _resolve(
+        self, code: str, on: date, function: str | None, out: dict, seen: set[str]
+    ) -> None:
+        if code in seen:  # the loader refuses cycles; this only guards the recursion
+            return
+        seen.add(code)
         if code in self.groups:
-            return self.members(code, on=on)
+            # Each member owes a group's duty as itself: a function moved out of a
+            # member does not take the member's share of a plan-wide duty with it.
+            for agency in self.members(code, on=on):
+                out.setdefault(agency.code, agency)
+            for succession in self.group_successions:
+                if succession.group == code and succession.effective <= on:
+                    for successor in succession.successors:
+                        self._resolve(successor, on, function, out, seen)
+            return
         agency = self.get(code)
-        while not agency.is_active_on(on):
-            if agency.successor is None or agency.successor_from is None:
-                return ()
-            if on < agency.successor_from:
-                return ()
-            agency = self.agencies[agency.successor]
-        return (agency,)
+        moved = agency.function(function, on)
+        if moved is not None:
+            for successor in moved.successors:
+                self._resolve(successor, on, function, out, seen)
+            return
+        if agency.is_active_on(on):
+            out.setdefault(agency.code, agency)
+            return
+        if agency.successor_from is None or on < agency.successor_from:
+            return
+        for successor in agency.successors:
+            self._resolve(successor, on, function, out, seen)
 
     def successor_chain(self, code: str) -> tuple[Agency, ...]:
-        """The agency followed by its successor, that one's successor, and so on."""
+        """The agency followed by its single successor, that one's, and so on (it stops
+        at an agency with no successor or with several)."""
         chain = [self.get(code)]
         while chain[-1].successor is not None:
             chain.append(self.agencies[chain[-1].successor])
         return tuple(chain)
+
+    def function_codes(self) -> dict[str, FunctionTransfer]:
+        """Every function named in the registry, by code (the first entry of each)."""
+        out: dict[str, FunctionTransfer] = {}
+        for agency in self.agencies.values():
+            for moved in agency.functions:
+                out.setdefault(moved.code, moved)
+        return out
+
+    def change_dates(self, start: date, end: date) -> tuple[date, ...]:
+        """The days between `start` and `end` (inclusive) on which who-answers-for-what
+        can change: an agency starts or ends, a function or a group's duties move."""
+        days = {start}
+        for agency in self.agencies.values():
+            if agency.active_from is not None:
+                days.add(agency.active_from)
+            if agency.active_to is not None:
+                days.add(agency.active_to + timedelta(days=1))
+            days.update(moved.effective for moved in agency.functions)
+        days.update(s.effective for s in self.group_successions)
+        return tuple(sorted(d for d in days if start <= d <= end))
 
 
 def load_registry(path: str | Path | None = None) -> Registry:
@@ -162,7 +260,9 @@ def load_registry(path: str | Path | None = None) -> Registry:
 
 # ------------------------------------------------------------------------------- reading
 
-_TOP_KEYS = {"sources", "groups", "agencies", "divisions"}
+_TOP_KEYS = {"sources", "groups", "group_successions", "agencies", "divisions"}
+_GROUP_SUCCESSION_KEYS = {"group", "successors", "effective", "source", "unconfirmed", "note"}
+_FUNCTION_KEYS = {"code", "label", "successor", "effective", "source", "unconfirmed", "note"}
 _GROUP_KEYS = {"code", "label", "rule", "source", "external", "unconfirmed", "note"}
 _AGENCY_REQUIRED = ("code", "name", "kind", "email", "source")
 _AGENCY_KEYS = {
@@ -176,6 +276,7 @@ _AGENCY_KEYS = {
     "head_email",
     "unconfirmed",
     "note",
+    "functions",
 }
 _DIVISION_REQUIRED = (
     "package",
@@ -205,6 +306,7 @@ class _RegistryReader(FieldReader):
         super().__init__(path)
         self.agency_lines: dict[str, int] = {}
         self.successor_lines: dict[str, int] = {}
+        self.function_lines: dict[tuple[str | None, str], int] = {}
 
     def read(self, data: Any) -> Registry:
         data = self._top_level(data, _TOP_KEYS, "agencies")
@@ -220,21 +322,13 @@ class _RegistryReader(FieldReader):
                 self._add(agencies, agency, block.line)
 
         self._check_successors(agencies)
+        successions = self._group_successions(data, groups)
         self.problems.raise_if_any()
-        return Registry(self.path, MappingProxyType(agencies), MappingProxyType(groups))
+        return Registry(
+            self.path, MappingProxyType(agencies), MappingProxyType(groups), successions
+        )
 
     # -- helpers ---------------------------------------------------------------------
-
-    def _date(self, item: LineDict, key: str, what: str) -> date | None:
-        value = item.get(key)
-        if value is None:
-            return None
-        if isinstance(value, date):
-            return value
-        self.problems.add(
-            item.line_of(key), f"{what}: {key!r} phải là ngày dạng YYYY-MM-DD, không phải {value!r}"
-        )
-        return None
 
     def _email(self, item: LineDict, key: str, what: str, *, required: bool) -> str | None:
         value = self._text(item, key, what, required=required)
@@ -250,6 +344,19 @@ class _RegistryReader(FieldReader):
             self.problems.add(item.line_of(key), f"{what}: {key!r} phải là danh sách mã")
             return ()
         return tuple(value)
+
+    def _one_or_more_codes(self, item: LineDict, key: str, what: str) -> tuple[str, ...]:
+        """A field holding one code or a list of codes (`successor: SO-NV` or
+        `successor: [XA-17329, XA-17380]`)."""
+        value = item.get(key)
+        if isinstance(value, str):
+            return (value.strip(),) if value.strip() else ()
+        codes = self._code_list(item, key, what)
+        if item.get(key) == []:
+            self.problems.add(item.line_of(key), f"{what}: {key!r} không được là danh sách rỗng")
+        if len(set(codes)) != len(codes):
+            self.problems.add(item.line_of(key), f"{what}: {key!r} có mã lặp lại")
+        return codes
 
     def _unconfirmed(self, item: LineDict, allowed: set[str], what: str) -> tuple[str, ...]:
         fields = self._code_list(item, "unconfirmed", what)
@@ -352,17 +459,18 @@ class _RegistryReader(FieldReader):
         group_codes = self._group_refs(item, groups, what)
         active_from = self._date(item, "active_from", what)
         active_to = self._date(item, "active_to", what)
-        successor = self._text(item, "successor", what, required=False)
+        successors = self._one_or_more_codes(item, "successor", what)
         successor_from = self._date(item, "successor_from", what)
         unconfirmed = self._unconfirmed(item, _AGENCY_KEYS, what)
         note = self._text(item, "note", what, required=False)
+        functions = self._functions(item, code, what, successor_from)
 
         if active_from and active_to and active_to < active_from:
             self.problems.add(
                 item.line_of("active_to"),
                 f"{what}: active_to ({active_to}) trước active_from ({active_from})",
             )
-        if successor is not None:
+        if successors:
             if active_to is None:
                 self.problems.add(
                     item.line_of("successor"),
@@ -395,7 +503,7 @@ class _RegistryReader(FieldReader):
             groups=group_codes,
             active_from=active_from,
             active_to=active_to,
-            successor=successor,
+            successors=successors,
             successor_from=successor_from,
             email=email,
             source=source,
@@ -403,7 +511,86 @@ class _RegistryReader(FieldReader):
             head_email=head_email,
             unconfirmed=unconfirmed,
             note=note,
+            functions=functions,
         )
+
+    def _functions(
+        self, item: LineDict, agency: str | None, what: str, successor_from: date | None
+    ) -> tuple[FunctionTransfer, ...]:
+        out: list[FunctionTransfer] = []
+        for entry in self._list(item, "functions", required=False):
+            code = self._text(entry, "code", f"{what}, chức năng", required=True)
+            where = f"{what}, chức năng {code}" if code else f"{what}, chức năng"
+            self._unknown_keys(entry, _FUNCTION_KEYS, where)
+            if code is not None and not FUNCTION_CODE_RE.match(code):
+                self.problems.add(
+                    entry.line_of("code"),
+                    f"{where}: mã chức năng chỉ gồm chữ thường không dấu, số và '-'",
+                )
+            if code is not None and any(f.code == code for f in out):
+                self.problems.add(entry.line_of("code"), f"{where}: mã chức năng bị trùng")
+            label = self._text(entry, "label", where, required=True)
+            source = self._text(entry, "source", where, required=True)
+            successors = self._one_or_more_codes(entry, "successor", where)
+            if entry.get("successor") is None:
+                self.problems.add(entry.line, f"{where}: thiếu trường 'successor'")
+            effective = self._date(entry, "effective", where) or successor_from
+            if effective is None:
+                self.problems.add(
+                    entry.line,
+                    f"{where}: cần ngày 'effective' (hoặc 'successor_from' của cơ quan)",
+                )
+            unconfirmed = self._unconfirmed(entry, _FUNCTION_KEYS, where)
+            note = self._text(entry, "note", where, required=False)
+            if None in (code, label, source, effective) or not successors:
+                continue
+            self.function_lines[(agency, code)] = entry.line_of("successor")
+            out.append(
+                FunctionTransfer(code, label, successors, effective, source, unconfirmed, note)
+            )
+        return tuple(out)
+
+    def _group_successions(
+        self, data: LineDict, groups: Mapping[str, Group]
+    ) -> tuple[GroupSuccession, ...]:
+        out: list[GroupSuccession] = []
+        lines: dict[str, int] = {}
+        for item in self._list(data, "group_successions", required=False):
+            code = self._text(item, "group", "kế thừa nhóm", required=True)
+            what = f"kế thừa nhóm {code}" if code else "kế thừa nhóm"
+            self._unknown_keys(item, _GROUP_SUCCESSION_KEYS, what)
+            successors = self._one_or_more_codes(item, "successors", what)
+            if item.get("successors") is None:
+                self.problems.add(item.line, f"{what}: thiếu trường 'successors'")
+            for ref in (code, *successors):
+                if ref is None:
+                    continue
+                if ref not in groups:
+                    self.problems.add(item.line, f"{what}: nhóm không biết {ref!r}")
+                elif groups[ref].external:
+                    self.problems.add(
+                        item.line, f"{what}: nhóm {ref} ở ngoài danh bạ (external), không kế thừa"
+                    )
+            if code is not None and code in successors:
+                self.problems.add(item.line_of("successors"), f"{what}: nhóm tự kế thừa chính nó")
+            effective = self._date(item, "effective", what)
+            if item.get("effective") is None:
+                self.problems.add(item.line, f"{what}: thiếu ngày 'effective'")
+            source = self._text(item, "source", what, required=True)
+            unconfirmed = self._unconfirmed(item, _GROUP_SUCCESSION_KEYS, what)
+            note = self._text(item, "note", what, required=False)
+            if None in (code, effective, source) or not successors:
+                continue
+            out.append(GroupSuccession(code, successors, effective, source, unconfirmed, note))
+            lines.setdefault(code, item.line)
+        graph: dict[str, tuple[str, ...]] = {}
+        for succession in out:
+            graph[succession.group] = graph.get(succession.group, ()) + succession.successors
+        for cycle in _cycles(graph):
+            self.problems.add(
+                lines[cycle[0]], "vòng lặp kế thừa nhóm: " + " → ".join([*cycle, cycle[0]])
+            )
+        return tuple(out)
 
     def _kind(self, item: LineDict, what: str) -> AgencyKind | None:
         value = item.get("kind")
@@ -502,7 +689,7 @@ class _RegistryReader(FieldReader):
                     groups=group_codes,
                     active_from=active_from,
                     active_to=active_to,
-                    successor=None,
+                    successors=(),
                     successor_from=None,
                     email=email,
                     source=str(block["source"]).strip(),
@@ -514,45 +701,68 @@ class _RegistryReader(FieldReader):
 
     def _check_successors(self, agencies: Mapping[str, Agency]) -> None:
         for agency in agencies.values():
-            if agency.successor is None:
-                continue
             line = self.successor_lines.get(agency.code, self.agency_lines[agency.code])
-            successor = agencies.get(agency.successor)
-            if successor is None:
-                self.problems.add(
-                    line,
-                    f"cơ quan {agency.code}: cơ quan kế thừa {agency.successor!r} không có "
-                    "trong danh bạ",
+            self._check_targets(
+                agencies,
+                agency.code,
+                agency.successors,
+                agency.successor_from,
+                line,
+                "cơ quan kế thừa",
+            )
+            for moved in agency.functions:
+                self._check_targets(
+                    agencies,
+                    agency.code,
+                    moved.successors,
+                    moved.effective,
+                    self.function_lines.get((agency.code, moved.code), line),
+                    f"cơ quan nhận chức năng {moved.code}",
                 )
-            elif agency.successor_from and not successor.is_active_on(agency.successor_from):
-                self.problems.add(
-                    line,
-                    f"cơ quan {agency.code}: cơ quan kế thừa {successor.code} không hoạt động "
-                    f"vào ngày {agency.successor_from}",
-                )
-        for cycle in _successor_cycles(agencies):
+        graph = {code: a.successors for code, a in agencies.items()}
+        for cycle in _cycles(graph):
             self.problems.add(
                 self.agency_lines[cycle[0]],
                 "vòng lặp cơ quan kế thừa: " + " → ".join([*cycle, cycle[0]]),
             )
 
+    def _check_targets(self, agencies, code, targets, day, line, role) -> None:
+        for target in targets:
+            successor = agencies.get(target)
+            if successor is None:
+                self.problems.add(line, f"cơ quan {code}: {role} {target!r} không có trong danh bạ")
+            elif day and not successor.is_active_on(day):
+                self.problems.add(
+                    line,
+                    f"cơ quan {code}: {role} {successor.code} không hoạt động vào ngày {day}",
+                )
 
-def _successor_cycles(agencies: Mapping[str, Agency]) -> list[list[str]]:
-    """Each successor cycle once, starting from its agency that comes first in the file."""
-    order = {code: i for i, code in enumerate(agencies)}
+
+def _cycles(graph: Mapping[str, tuple[str, ...]]) -> list[list[str]]:
+    """Each cycle of a successor graph once, starting from its node that comes first."""
+    order = {code: i for i, code in enumerate(graph)}
     cycles: list[list[str]] = []
+    seen_cycles: set[frozenset[str]] = set()
     done: set[str] = set()
-    for start in agencies:
-        path: list[str] = []
-        code: str | None = start
-        while code in agencies and code not in done and code not in path:
-            path.append(code)
-            code = agencies[code].successor
+
+    def visit(code: str, path: list[str]) -> None:
         if code in path:
             cycle = path[path.index(code) :]
-            first = min(range(len(cycle)), key=lambda i: order[cycle[i]])
-            cycles.append(cycle[first:] + cycle[:first])
-        done.update(path)
+            if frozenset(cycle) not in seen_cycles:
+                seen_cycles.add(frozenset(cycle))
+                first = min(range(len(cycle)), key=lambda i: order.get(cycle[i], 0))
+                cycles.append(cycle[first:] + cycle[:first])
+            return
+        if code in done or code not in graph:
+            return
+        path.append(code)
+        for nxt in graph[code]:
+            visit(nxt, path)
+        path.pop()
+        done.add(code)
+
+    for start in graph:
+        visit(start, [])
     return cycles
 
 
@@ -590,7 +800,9 @@ __all__ = [
     "Agency",
     "AgencyKind",
     "DataFileError",
+    "FunctionTransfer",
     "Group",
+    "GroupSuccession",
     "Registry",
     "load_registry",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,19 @@ class FieldReader:
         for key in item:
             if key not in allowed:
                 self.problems.add(item.line_of(key), f"{what}: trường không biết {key!r}")
+
+    def _date(self, item: LineDict, key: str, what: str, *, required: bool = False) -> date | None:
+        value = item.get(key)
+        if value is None:
+            if required:
+                self.problems.add(item.line, f"{what}: thiếu trường {key!r}")
+            return None
+        if isinstance(value, date):
+            return value
+        self.problems.add(
+            item.line_of(key), f"{what}: {key!r} phải là ngày dạng YYYY-MM-DD, không phải {value!r}"
+        )
+        return None
 
     def _text(self, item: LineDict, key: str, what: str, *, required: bool) -> str | None:
         value = item.get(key)

@@ -32,6 +32,10 @@ EVENT_ORDER = (
     ("completed_at", "supplement_received_at", "hoàn thành trước khi nhận đủ bổ sung"),
     ("apology_at", "received_at", "xin lỗi trước khi tiếp nhận"),
     ("apology_new_due", "apology_at", "ngày hẹn lại trước ngày xin lỗi"),
+    ("closed_at", "received_at", "đóng hồ sơ trước khi tiếp nhận"),
+    ("closed_at", "supplement_requested_at", "đóng hồ sơ trước khi yêu cầu bổ sung"),
+    ("closed_at", "supplement_received_at", "đóng hồ sơ trước khi nhận đủ bổ sung"),
+    ("appointment_at", "received_at", "ngày hẹn trả trước khi tiếp nhận"),
 )
 
 
@@ -52,10 +56,11 @@ def _rows(mask: np.ndarray) -> list[int]:
     return np.flatnonzero(mask).tolist()
 
 
-def local_time(text: str) -> datetime:
-    """One cell as a local naive time, to the second: ISO 8601, an offset converted to
-    Vietnam time. Raises ValueError. The reference every fast path must agree with."""
-    value = datetime.fromisoformat(text)
+def local_time(text: str, time_format: str | None = None) -> datetime:
+    """One cell as a local naive time, to the second. ISO 8601 by default; an offset is
+    converted to Vietnam time. Raises ValueError. The reference every fast path must
+    agree with."""
+    value = datetime.strptime(text, time_format) if time_format else datetime.fromisoformat(text)
     if value.tzinfo is not None:
         value = value.astimezone(VN).replace(tzinfo=None)
     return value.replace(microsecond=0) if value.microsecond else value
@@ -85,17 +90,31 @@ def _plain_iso(values: pa.Array) -> np.ndarray:
     )
 
 
-def parse_times(values, column: str, *, required: bool = False) -> tuple[np.ndarray, list[Problem]]:
+def parse_times(
+    values, column: str, time_format: str | None = None, *, required: bool = False
+) -> tuple[np.ndarray, list[Problem]]:
     """A column of times as `datetime64[s]` (NaT for a blank or bad cell), and its bad
-    cells. The plain ISO forms go through Arrow's strict reader at C speed; anything else
-    (offsets, fractions, other separators, or a chunk Arrow refuses) cell by cell through
-    `local_time`, so both paths accept exactly what `datetime.fromisoformat` accepts."""
+    cells. The plain ISO forms go through Arrow's strict reader at C speed (with a
+    `time_format`: Arrow's strptime, kept only where formatting the result gives the cell
+    back); anything else (offsets, fractions, other separators, or a chunk Arrow refuses)
+    cell by cell through `local_time`, so both paths accept exactly what Python does."""
     values = _text(values)
     n = len(values)
     out = np.full(n, NAT, dtype="datetime64[s]")
     blank = _mask(pc.equal(values, ""))
-    plain = _plain_iso(values) & ~blank
-    slow = ~blank & ~plain
+    slow = ~blank
+    if time_format and slow.any():
+        try:
+            parsed = pc.strptime(values, format=time_format, unit="s", error_is_null=True)
+            same = _mask(pc.equal(pc.strftime(parsed, format=time_format), values))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            same = np.zeros(n, dtype=bool)
+        if same.any():
+            out[same] = parsed.to_numpy(zero_copy_only=False).astype("datetime64[s]")[same]
+            slow &= ~same
+    plain = _plain_iso(values) & ~blank if not time_format else np.zeros(n, dtype=bool)
+    if not time_format:
+        slow = ~blank & ~plain
     if plain.any():
         chosen = np.flatnonzero(plain)
         try:
@@ -106,19 +125,31 @@ def parse_times(values, column: str, *, required: bool = False) -> tuple[np.ndar
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             slow |= plain
     problems: list[Problem] = []
+    expected = f"theo dạng {time_format}" if time_format else "ISO 8601"
     for row in _rows(slow):
         raw = values[row].as_py()
         try:
-            out[row] = np.datetime64(local_time(raw), "s")
+            out[row] = np.datetime64(local_time(raw, time_format), "s")
         except ValueError:
             out[row] = NAT
-            problems.append((row, column, f"ngày giờ không hợp lệ (cần ISO 8601): {raw!r}"))
+            problems.append((row, column, f"ngày giờ không hợp lệ (cần {expected}): {raw!r}"))
     if required:
         problems += [(row, column, "trống (bắt buộc)") for row in _rows(blank)]
-    return out, problems
+    return out, sorted(problems)
 
 
-def parse_flags(values, column: str, *, blank_allowed: bool) -> tuple[np.ndarray, list[Problem]]:
+def parse_flags(
+    values, column: str, *, blank_allowed: bool
+) -> tuple[list[bool | None], list[Problem]]:
+    """A 0/1 column as booleans (None for a blank cell where blank is allowed)."""
+    codes, problems = flag_codes(values, column, blank_allowed=blank_allowed)
+    return _FLAG_VALUES[codes.astype(np.int64) + 1].tolist(), problems
+
+
+_FLAG_VALUES = np.array([None, False, True], dtype=object)
+
+
+def flag_codes(values, column: str, *, blank_allowed: bool) -> tuple[np.ndarray, list[Problem]]:
     """A 0/1 column as int8: 1, 0, or -1 for a blank cell where blank is allowed (and
     for a bad cell)."""
     values = _text(values)
@@ -148,10 +179,32 @@ def check_choice(values, column: str, choices: Sequence[str]) -> list[Problem]:
     ]
 
 
-def check_known(values, column: str, known: pa.Array, what: str) -> list[Problem]:
+def parse_counts(values, column: str) -> tuple[np.ndarray, list[Problem]]:
+    """A column of small non-negative counts (-1 for a blank cell)."""
+    values = _text(values)
+    out = np.full(len(values), -1, dtype=np.int64)
+    simple = _mask(pc.match_substring_regex(values, r"^[0-9]{1,2}$"))
+    if simple.any():
+        out[simple] = pc.cast(values.filter(pa.array(simple)), pa.int64()).to_numpy()
+    problems: list[Problem] = []
+    for row in _rows(~simple & ~_mask(pc.equal(values, ""))):
+        raw = values[row].as_py()
+        if raw.isdigit() and int(raw) <= 99:
+            out[row] = int(raw)
+        else:
+            problems.append((row, column, f"phải là số nguyên từ 0 đến 99: {raw!r}"))
+    return out, problems
+
+
+def value_set(known) -> pa.Array:
+    """Codes as an Arrow value set (from an Arrow array, a set or a dict's keys)."""
+    return known if isinstance(known, pa.Array) else pa.array(sorted(known), pa.string())
+
+
+def check_known(values, column: str, known, what: str) -> list[Problem]:
     """Each value must be one of `known` (a code the registry or catalog holds)."""
     values = _text(values)
-    bad = ~_mask(pc.is_in(values, value_set=known))
+    bad = ~_mask(pc.is_in(values, value_set=value_set(known)))
     return [(row, column, f"{what}: {values[row].as_py()!r}") for row in _rows(bad)]
 
 
@@ -189,7 +242,7 @@ def check_event_order(times: dict[str, np.ndarray]) -> list[Problem]:
 
 
 def check_event_pairs(times: dict[str, np.ndarray]) -> list[Problem]:
-    """Facts that only make sense together."""
+    """Facts that only make sense together, or never together."""
     present = {name: ~np.isnat(column) for name, column in times.items()}
     rules = (
         (
@@ -202,11 +255,42 @@ def check_event_pairs(times: dict[str, np.ndarray]) -> list[Problem]:
             present["apology_at"] != present["apology_new_due"],
             "phiếu xin lỗi cần cả apology_at và apology_new_due",
         ),
+        (
+            "completed_at",
+            present["completed_at"]
+            & present["supplement_requested_at"]
+            & ~present["supplement_received_at"],
+            "hoàn thành khi chưa nhận đủ hồ sơ bổ sung (cần supplement_received_at)",
+        ),
+        (
+            "closed_at",
+            present["closed_at"] & present["completed_at"],
+            "hồ sơ không thể vừa có kết quả (completed_at) vừa bị trả lại / đóng (closed_at)",
+        ),
     )
     problems: list[Problem] = []
     for column, bad, message in rules:
         problems += [(row, column, message) for row in _rows(bad)]
     return problems
+
+
+def resolve_supplement_requests(
+    counts: np.ndarray, requested: np.ndarray, column: str = "supplement_requests"
+) -> tuple[np.ndarray, list[Problem]]:
+    """The number of supplement requests: the column's value, or 1 when a request is
+    dated and the cell is blank. More than the law allows is accepted (and flagged by
+    the KPIs); a count that contradicts the dates is a problem."""
+    asked = ~np.isnat(requested)
+    resolved = np.where(counts < 0, asked.astype(np.int64), counts)
+    problems = [
+        (int(row), column, "có yêu cầu bổ sung (supplement_requested_at) nhưng số lần là 0")
+        for row in np.flatnonzero(asked & (counts == 0))
+    ]
+    problems += [
+        (int(row), column, "có số lần yêu cầu bổ sung nhưng không có supplement_requested_at")
+        for row in np.flatnonzero(~asked & (counts > 0))
+    ]
+    return resolved, problems
 
 
 def check_years(values: np.ndarray, column: str, first: int, last: int) -> list[Problem]:
@@ -222,9 +306,9 @@ def check_years(values: np.ndarray, column: str, first: int, last: int) -> list[
 APOLOGY_REMOVED = "hồ sơ đã có phiếu xin lỗi; tệp mới không được xóa nó"
 
 
-def apology_changed_message(previous_new_due: datetime) -> str:
-    """A dossier already apologised for and rescheduled gets a different apology."""
+def apology_changed_message(previous_new_due: datetime, allowed: int, source: str) -> str:
+    """A new apology for a dossier already rescheduled as often as its regime allows."""
     return (
         f"hồ sơ đã được xin lỗi và hẹn lại ngày {previous_new_due:%d/%m/%Y %H:%M}; "
-        "chỉ được hẹn lại một lần"
+        f"chỉ được hẹn lại {allowed} lần{source}"
     )

@@ -6,6 +6,12 @@ and per timed duty of the plan's body, each with its timing phrase copied verbat
 every timing phrase is parsed into a deadline rule by `deadlines.phrases.parse_timing`, and
 every assignee code is checked against the agency registry.
 
+The plan may also say what its periodic words mean (`reporting:`): the data cut-off and
+the sending day of monthly, quarterly, half-year and yearly reports under the reporting
+regime it cites (Decree 09/2019/NĐ-CP); a phrase such as "Hàng quý" then falls due on the
+regime's sending day instead of the last working day of the quarter. An obligation may
+declare that it is the same duty as another (`same_as:`), so it is owed once.
+
 Pure: no database, no clock. A bad file raises `DataFileError` listing every problem, each
 with file and line.
 """
@@ -13,15 +19,22 @@ with file and line.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from deadlines.agencies import Registry, load_registry
+from deadlines.calendar import WorkCalendar
 from deadlines.datafile import FieldReader, LineDict, load_yaml
 from deadlines.phrases import PhraseError, parse_timing
-from deadlines.rules import Rule
+from deadlines.rules import (
+    MAX_BEFORE_DAY,
+    MONTHS_PER_PERIOD,
+    Recurring,
+    Rule,
+    RuleSettings,
+)
 from plans import PLANS_DIR
 
 DEFAULT_PLAN_PATH = PLANS_DIR / "nghe-an-2025.yaml"
@@ -29,6 +42,11 @@ DEFAULT_PLAN_PATH = PLANS_DIR / "nghe-an-2025.yaml"
 MAX_TITLE_LENGTH = 60
 PARTS = ("appendix", "body")
 COMPARISONS = (">=", ">")
+# Rule kinds that carry dates of their own (the others wait for an event or have none).
+DATE_RULE_KINDS = ("fixed", "period", "recurring")
+# Decree 09/2019/NĐ-CP, Art. 8(5)(b): at least one working day between the end of the
+# data and the sending deadline, so the sending day comes after the cut-off day.
+SEND_AFTER_CUTOFF_SOURCE = "Nghị định 09/2019/NĐ-CP, Điều 8 khoản 5 điểm b"
 
 _ROMAN_RE = re.compile(r"^[IVXL]+$")
 _KPI_CODE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -82,6 +100,41 @@ class Obligation:
     lead_text: str | None = None
     coordinating_text: str | None = None
     note: str | None = None
+    same_as: str | None = None
+    function: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportPeriod:
+    """What a reporting regime says about one frequency of periodic report.
+
+    The data of a period runs from day `data_from` of the month before the period to day
+    `data_to` of the period's last month (Decree 09/2019/NĐ-CP, Art. 12: "từ ngày 15 tháng
+    trước đến ngày 14"); the report is sent by day `send_by` of the period's last month,
+    or, when the regime's sending day could not be found (`send_by` None), on the last
+    working day of the period (dunghan's default, see `RuleSettings`).
+    """
+
+    freq: str
+    source: str
+    data_from: int | None = None
+    data_to: int | None = None
+    send_by: int | None = None
+    send_source: str | None = None
+    unconfirmed: tuple[str, ...] = ()
+    note: str | None = None
+
+    def data_window(self, year: int, index: int) -> tuple[date, date] | None:
+        """First and last day of the data of the `index`-th period (0-based) of `year`."""
+        if self.data_from is None or self.data_to is None:
+            return None
+        months = MONTHS_PER_PERIOD[self.freq]
+        last_month = (index + 1) * months
+        first = index * months  # the month before the period, 0 = December before
+        start = (
+            date(year - 1, 12, self.data_from) if first == 0 else date(year, first, self.data_from)
+        )
+        return start, date(year, last_month, self.data_to)
 
 
 @dataclass(frozen=True)
@@ -108,6 +161,39 @@ class Plan:
     sections: tuple[Section, ...]
     obligations: tuple[Obligation, ...]
     kpi_targets: tuple[KpiTarget, ...]
+    reporting: dict[str, ReportPeriod] = field(default_factory=dict)
+
+    @property
+    def start(self) -> date:
+        """The day the plan takes effect: nothing is due before it (a monthly duty of a
+        plan signed on 24/2 starts with February's, not January's)."""
+        return self.meta.effective or self.meta.signed
+
+    def owes_items(self, ob: Obligation) -> bool:
+        """False for a duty written twice: its items are the other obligation's."""
+        return ob.same_as is None
+
+    def occurrences(self, ob: Obligation, cal: WorkCalendar) -> list[tuple[str, date]]:
+        """(period key, due date) of each occurrence of a date-based obligation in the
+        plan year, from the plan's start. The key does not depend on the calendar, so a
+        new swap moves a due date, never doubles an item."""
+        pairs = {
+            (key, due)
+            for part in rule_parts(ob.rule)
+            if part.kind in DATE_RULE_KINDS
+            for key, due in part.occurrences(cal, year=self.meta.year)
+            if due >= self.start
+        }
+        return sorted(pairs, key=lambda kd: (kd[1], kd[0]))
+
+    def default_due_days(self, ob: Obligation) -> list[str]:
+        """The frequencies of `ob`'s recurring parts that fall due on the last working day
+        of the period because the reporting regime's sending day is not known."""
+        return [
+            part.freq
+            for part in rule_parts(ob.rule)
+            if isinstance(part, Recurring) and part.before_day is None
+        ]
 
     def obligation(self, number: str) -> Obligation:
         for item in self.obligations:
@@ -120,6 +206,13 @@ class Plan:
             if target.code == code:
                 return target
         raise KeyError(f"kế hoạch {self.meta.code} không có chỉ tiêu {code!r}")
+
+
+def rule_parts(rule: Rule) -> list[Rule]:
+    """The leaf rules of a rule (a combined rule's parts, else the rule itself)."""
+    if rule.kind == "combined":
+        return [leaf for part in rule.parts for leaf in rule_parts(part)]
+    return [rule]
 
 
 def load_plan(path: str | Path | None = None, registry: Registry | None = None) -> Plan:
@@ -136,7 +229,16 @@ def load_plan(path: str | Path | None = None, registry: Registry | None = None) 
 
 # ------------------------------------------------------------------------------- reading
 
-_TOP_KEYS = {"plan", "sections", "obligations", "kpi_targets"}
+_TOP_KEYS = {"plan", "sections", "reporting", "obligations", "kpi_targets"}
+_REPORT_KEYS = {
+    "data_from",
+    "data_to",
+    "source",
+    "send_by",
+    "send_source",
+    "unconfirmed",
+    "note",
+}
 _META_REQUIRED = ("code", "title", "decision", "signed", "year", "province", "source_file")
 _META_KEYS = {*_META_REQUIRED, "issuer", "signer", "effective", "notes"}
 _SECTION_KEYS = {"part", "number", "title"}
@@ -156,6 +258,8 @@ _OBLIGATION_KEYS = {
     "rule",
     "source",
     "note",
+    "same_as",
+    "function",
 }
 _KPI_KEYS = {"code", "label", "comparison", "value", "source", "text", "obligation", "note"}
 
@@ -166,16 +270,139 @@ class _PlanReader(FieldReader):
     def __init__(self, path: str, registry: Registry):
         super().__init__(path)
         self.registry = registry
+        self.settings = RuleSettings()
+        self.same_as_lines: dict[str, int] = {}
+        self.known_functions = registry.function_codes()
 
     def read(self, data: Any) -> Plan:
         data = self._top_level(data, _TOP_KEYS, "plan")
         meta = self._meta(data)
         sections = self._sections(data)
+        reporting = self._reporting(data)
+        self.settings = RuleSettings(
+            **{f"{freq}_due": p.send_by + 1 for freq, p in reporting.items() if p.send_by}
+        )
         obligations = self._obligations(data, sections, meta.year if meta else None)
+        self._check_same_as(obligations)
         targets = self._kpi_targets(data, {o.number for o in obligations})
         self.problems.raise_if_any()
         assert meta is not None  # a missing meta is a problem, raised above
-        return Plan(self.path, meta, tuple(sections.values()), tuple(obligations), targets)
+        return Plan(
+            self.path,
+            meta,
+            tuple(sections.values()),
+            tuple(obligations),
+            targets,
+            reporting,
+        )
+
+    def _reporting(self, data: LineDict) -> dict[str, ReportPeriod]:
+        block = data.get("reporting")
+        if block is None:
+            return {}
+        if not isinstance(block, LineDict):
+            self.problems.add(data.line_of("reporting"), "mục 'reporting' phải là một bảng")
+            return {}
+        out: dict[str, ReportPeriod] = {}
+        for freq in block:
+            item = block[freq]
+            what = f"chế độ báo cáo {freq!r}"
+            if freq not in MONTHS_PER_PERIOD:
+                self.problems.add(
+                    block.line_of(freq),
+                    f"{what}: kỳ không biết (chỉ dùng: {', '.join(MONTHS_PER_PERIOD)})",
+                )
+                continue
+            if not isinstance(item, LineDict):
+                self.problems.add(block.line_of(freq), f"{what} phải là một bảng")
+                continue
+            self._unknown_keys(item, _REPORT_KEYS, what)
+            source = self._text(item, "source", what, required=True)
+            days = {}
+            for key, top in (("data_from", 28), ("data_to", 28), ("send_by", MAX_BEFORE_DAY - 1)):
+                value = item.get(key)
+                if value is not None and (
+                    isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top
+                ):
+                    self.problems.add(
+                        item.line_of(key), f"{what}: {key!r} phải là một ngày từ 1 đến {top}"
+                    )
+                    value = None
+                days[key] = value
+            if (days["data_from"] is None) != (days["data_to"] is None):
+                self.problems.add(item.line, f"{what}: cần cả 'data_from' và 'data_to'")
+            send_source = self._text(
+                item, "send_source", what, required=days["send_by"] is not None
+            )
+            send_by, data_to = days["send_by"], days["data_to"]
+            if send_by is not None and data_to is not None and send_by <= data_to:
+                self.problems.add(
+                    item.line_of("send_by"),
+                    f"{what}: ngày gửi {send_by} phải sau ngày chốt số liệu {data_to} "
+                    f"({SEND_AFTER_CUTOFF_SOURCE})",
+                )
+            unconfirmed = self._report_unconfirmed(item, what)
+            if source is None:
+                continue
+            out[freq] = ReportPeriod(
+                freq=freq,
+                source=source,
+                data_from=days["data_from"],
+                data_to=days["data_to"],
+                send_by=days["send_by"],
+                send_source=send_source,
+                unconfirmed=unconfirmed,
+                note=item.get("note"),
+            )
+        return out
+
+    def _report_unconfirmed(self, item: LineDict, what: str) -> tuple[str, ...]:
+        value = item.get("unconfirmed") or []
+        if not isinstance(value, list) or not all(v in _REPORT_KEYS for v in value):
+            self.problems.add(
+                item.line_of("unconfirmed"),
+                f"{what}: 'unconfirmed' phải là danh sách tên trường của mục này",
+            )
+            return ()
+        if value and not item.get("note"):
+            self.problems.add(
+                item.line_of("unconfirmed"),
+                f"{what}: có 'unconfirmed' thì phải có 'note' nói điều gì chưa xác nhận",
+            )
+        return tuple(value)
+
+    def _check_same_as(self, obligations: list[Obligation]) -> None:
+        by_number = {o.number: o for o in obligations}
+        for ob in obligations:
+            if ob.same_as is None:
+                continue
+            line = self.same_as_lines.get(ob.number, 0)
+            what = f"nhiệm vụ {ob.number}"
+            other = by_number.get(ob.same_as)
+            if other is None:
+                self.problems.add(line, f"{what}: 'same_as' {ob.same_as!r} không có trong kế hoạch")
+            elif other.number == ob.number:
+                self.problems.add(line, f"{what}: 'same_as' không được trỏ về chính nó")
+            elif other.same_as is not None:
+                self.problems.add(
+                    line,
+                    f"{what}: 'same_as' {other.number} mà {other.number} lại 'same_as' "
+                    f"{other.same_as}; hãy trỏ thẳng về {other.same_as}",
+                )
+            else:
+                if other.rule != ob.rule:
+                    self.problems.add(
+                        line,
+                        f"{what}: 'same_as' {other.number} nhưng thời hạn khác "
+                        f"({ob.rule.to_dict()} ≠ {other.rule.to_dict()}): một nhiệm vụ viết "
+                        "hai lần phải có cùng thời hạn",
+                    )
+                if set(other.lead) != set(ob.lead):
+                    self.problems.add(
+                        line,
+                        f"{what}: 'same_as' {other.number} nhưng cơ quan chủ trì khác "
+                        f"({', '.join(ob.lead)} ≠ {', '.join(other.lead)})",
+                    )
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -312,6 +539,17 @@ class _PlanReader(FieldReader):
                 )
             coordinating = self._codes(item, "coordinating", what)
             rule = self._rule(item, what, year)
+            same_as = self._text(item, "same_as", what, required=False)
+            if same_as is not None and number is not None:
+                self.same_as_lines[number] = item.line_of("same_as")
+            function = self._text(item, "function", what, required=False)
+            known_functions = self.known_functions
+            if function is not None and function not in known_functions:
+                self.problems.add(
+                    item.line_of("function"),
+                    f"{what}: chức năng {function!r} không có trong danh bạ "
+                    f"(các mã: {', '.join(sorted(known_functions)) or 'chưa có'})",
+                )
 
             if None in (number, section, title, content, source, rule) or not lead:
                 continue
@@ -335,6 +573,8 @@ class _PlanReader(FieldReader):
                     lead_text=item.get("lead_text"),
                     coordinating_text=item.get("coordinating_text"),
                     note=item.get("note"),
+                    same_as=same_as,
+                    function=function,
                 )
             )
         return obligations
@@ -375,7 +615,7 @@ class _PlanReader(FieldReader):
         if timing is None or year is None:
             return None
         try:
-            rule = parse_timing(timing, plan_year=year)
+            rule = parse_timing(timing, plan_year=year, settings=self.settings)
         except PhraseError as exc:
             self.problems.add(
                 item.line_of("timing"), f"{what}: không hiểu thời hạn {timing!r}: {exc}"

@@ -33,10 +33,10 @@ from deadlines.agencies import load_registry
 from deadlines.calendar import WorkCalendar
 from deadlines.ladder import Ladder, load_ladder
 from deadlines.plan import Obligation as PlanObligation
-from deadlines.plan import Plan, load_plan
+from deadlines.plan import Plan, load_plan, rule_parts
 from flows.admin import complete_item_flow, inspect_flow, recompute_flow, record_event_flow
 from flows.daily_sweep import daily_sweep
-from flows.engine import LADDER_ENV, PLAN_ENV, REGISTRY_ENV, rule_parts
+from flows.engine import LADDER_ENV, PLAN_ENV, REGISTRY_ENV
 from flows.obligation import obligation_flow
 from flows.outbox_flow import deliver_outbox
 from flows.parameters import TIMEZONE

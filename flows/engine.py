@@ -26,7 +26,7 @@ from deadlines.agencies import Registry, load_registry
 from deadlines.calendar import WorkCalendar
 from deadlines.dossier import OneStopRules
 from deadlines.ladder import Ladder, Step, load_ladder, role_address
-from deadlines.plan import Plan, load_plan
+from deadlines.plan import Plan, load_plan, rule_parts
 from flows.dossiers import DossierAlerts, dossier_alerts
 from models.db import make_engine, migrate, session_scope
 from models.store import audit, audit_many, insert_ignoring_duplicates, upsert, utcnow
@@ -44,7 +44,6 @@ from models.tables import Plan as PlanRow
 from notifications import compose
 from notifications.outbox import store_messages
 
-DATE_RULE_KINDS = ("fixed", "period", "recurring")
 PLAN_ENV, REGISTRY_ENV, LADDER_ENV = (
     "DUNGHAN_PLAN_FILE",
     "DUNGHAN_REGISTRY_FILE",
@@ -70,6 +69,10 @@ class EngineContext:
     ladder: Ladder
     one_stop: OneStopRules = field(default_factory=OneStopRules.load)
     obligation_ids: dict[str, int] = field(default_factory=dict)
+    # The items the plan year owes (computed once per context) and those already known
+    # to be stored, so the daily sweep does not rebuild and re-insert the whole year.
+    _planned: list[PlannedItem] | None = field(default=None, repr=False)
+    materialised: set[tuple[int, str, str]] = field(default_factory=set, repr=False)
 
     @classmethod
     def open(
@@ -178,14 +181,40 @@ class EngineContext:
         group = self.registry.groups.get(code)
         return group.label if group is not None else code
 
-    def responsible(self, codes: Iterable[str], on: date) -> list[str]:
-        """The agencies answering on `on` for lead codes (agencies or groups)."""
-        out: list[str] = []
+    def responsible(self, codes: Iterable[str], on: date, function: str | None = None) -> list[str]:
+        """The agencies answering on `on` for lead codes (agencies or groups), for work of
+        `function` when given (work follows its function through a split)."""
+        out: dict[str, None] = {}
         for code in codes:
-            for agency in self.registry.resolve(code, on=on):
-                if agency.code not in out:
-                    out.append(agency.code)
-        return out
+            for agency in self.registry.resolve(code, on=on, function=function):
+                out.setdefault(agency.code)
+        return list(out)
+
+    def planned_items(self) -> list[PlannedItem]:
+        """Every item the plan year owes: each occurrence of each date-based obligation
+        (a duty written twice counted once), for each agency answering on its due date."""
+        if self._planned is None:
+            self._planned = [
+                PlannedItem(self.obligation_ids[ob.number], ob.number, agency, key, due)
+                for ob in self.plan.obligations
+                if self.plan.owes_items(ob)
+                for key, due in self.plan.occurrences(ob, self.cal)
+                for agency in self.responsible(ob.lead, due, ob.function)
+            ]
+        return self._planned
+
+
+@dataclass(frozen=True)
+class PlannedItem:
+    obligation_id: int
+    number: str
+    agency_code: str
+    period_key: str
+    due: date
+
+    @property
+    def key(self) -> tuple[int, str, str]:
+        return (self.obligation_id, self.agency_code, self.period_key)
 
 
 def _agency_row(agency) -> dict:
@@ -215,33 +244,6 @@ def agency_partitions(ctx: EngineContext, count: int) -> list[list[str]]:
     return parts
 
 
-def plan_start(plan: Plan) -> date:
-    """The day a plan takes effect: no occurrence is due before it (a monthly duty of a
-    plan signed on 24/2 starts with February's, not January's)."""
-    return plan.meta.effective or plan.meta.signed
-
-
-def occurrences(plan: Plan, cal: WorkCalendar, ob) -> list[tuple[str, date]]:
-    """(period key, due date) of each occurrence of a date-based obligation in the plan
-    year, from the plan's start: what `materialise` creates items for. The key does not
-    depend on the calendar, so a new swap moves a due date, never doubles an item."""
-    pairs = {
-        (key, due)
-        for part in rule_parts(ob.rule)
-        if part.kind in DATE_RULE_KINDS
-        for key, due in part.occurrences(cal, year=plan.meta.year)
-        if due >= plan_start(plan)
-    }
-    return sorted(pairs, key=lambda kd: (kd[1], kd[0]))
-
-
-def rule_parts(rule) -> list:
-    """The leaf rules of a rule (a combined rule's parts, else the rule itself)."""
-    if rule.kind == "combined":
-        return [leaf for part in rule.parts for leaf in rule_parts(part)]
-    return [rule]
-
-
 # ------------------------------------------------------------------- materialise
 
 
@@ -253,31 +255,39 @@ def materialise(
 ) -> int:
     """Create the items of date-based obligations for the plan year; returns how many were
     new. Agencies are resolved on each due date, so a merged department's later items go
-    straight to its successor."""
+    straight to its successor and, from 1/7/2025, the district level's to the communes.
+
+    Items already known to be stored (by this context, after a committed sweep) are not
+    sent again; the unique key makes any other repeat a no-op.
+    """
     now = utcnow()
-    rows = []
-    for ob in ctx.plan.obligations:
-        if numbers is not None and ob.number not in numbers:
-            continue
-        for key, due in occurrences(ctx.plan, ctx.cal, ob):
-            for agency_code in ctx.responsible(ob.lead, due):
-                if agencies is not None and agency_code not in agencies:
-                    continue
-                rows.append(
-                    {
-                        "obligation_id": ctx.obligation_ids[ob.number],
-                        "agency_code": agency_code,
-                        "period_key": key,
-                        "due": due,
-                        "status": ItemStatus.OPEN,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                )
+    wanted = [
+        item
+        for item in ctx.planned_items()
+        if (numbers is None or item.number in numbers)
+        and (agencies is None or item.agency_code in agencies)
+        and item.key not in ctx.materialised
+    ]
+    rows = [
+        {
+            "obligation_id": item.obligation_id,
+            "agency_code": item.agency_code,
+            "period_key": item.period_key,
+            "due": item.due,
+            "status": ItemStatus.OPEN,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for item in wanted
+    ]
     inserted = insert_ignoring_duplicates(
         session, DeadlineItem, rows, ["obligation_id", "agency_code", "period_key"], ["id"]
     )
+    session.info.setdefault(_MATERIALISED, set()).update(item.key for item in wanted)
     return len(inserted)
+
+
+_MATERIALISED = "dunghan.materialised"
 
 
 # ---------------------------------------------------------------------- succession
@@ -290,90 +300,174 @@ def transfer_successions(
     actor: str,
     agencies: Sequence[str] | None = None,
 ) -> int:
-    """Pass the open items of agencies dissolved by a merger to their successor.
+    """Pass the open items of dissolved agencies, and of functions that moved, to their
+    successors; returns how many items were handed over or closed.
 
-    The item keeps its history: its first agency stays in `original_agency_code`, and an
-    audit row records the transfer. If the successor already has the same occurrence,
-    the dissolved agency's copy is cancelled (never a duplicate).
+    Each item goes where its work goes on `today`: to the holder of its function (the
+    event's, else the obligation's) if that function moved, else to the agency's
+    successors. To one successor the item itself moves (its first agency stays in
+    `original_agency_code`); to several (a district's communes) it is closed as handed
+    over and each successor gets its own copy with the same period and due date. An audit
+    row records every move. A successor that already has the same occurrence keeps its
+    own (never a duplicate). An agency dissolved without successor: its items are closed
+    with the reason (`_close_orphaned`).
     """
     query = select(DeadlineItem.agency_code).where(DeadlineItem.status == ItemStatus.OPEN)
     if agencies is not None:
         query = query.where(DeadlineItem.agency_code.in_(list(agencies)))
-    open_agencies = session.scalars(query.distinct()).all()
     moved = 0
-    for code in open_agencies:
+    for code in session.scalars(query.distinct()).all():
         agency = ctx.registry.agencies.get(code)
-        if agency is None or agency.active_to is None or today <= agency.active_to:
-            continue  # still active, or not founded yet: its items wait for it
-        successors = ctx.responsible([code], today)
-        if not successors:
+        if agency is None or (agency.active_from is not None and today < agency.active_from):
+            continue  # not founded yet: its items wait for it
+        ended = agency.active_to is not None and agency.active_to < today
+        moving = {f.code for f in agency.functions if f.effective <= today}
+        if not ended and not moving:
+            continue
+        if ended and not agency.successors and not moving:
             moved += _close_orphaned(session, code, agency, today, actor)
             continue
-        if len(successors) != 1 or successors[0] == code:
-            continue
-        successor = successors[0]
-        items = session.execute(
-            select(DeadlineItem.id, DeadlineItem.obligation_id, DeadlineItem.period_key).where(
-                DeadlineItem.agency_code == code, DeadlineItem.status == ItemStatus.OPEN
-            )
-        ).all()
-        taken = {
-            (oid, key)
-            for oid, key in session.execute(
-                select(DeadlineItem.obligation_id, DeadlineItem.period_key).where(
-                    DeadlineItem.agency_code == successor
-                )
-            )
-        }
-        audits = []
-        for item_id, oid, key in items:
-            values = {
-                "original_agency_code": func.coalesce(DeadlineItem.original_agency_code, code)
-            }
-            if (oid, key) in taken:
-                values |= {
-                    "status": ItemStatus.CANCELLED,
-                    "evidence": f"Chuyển cho {successor}: cơ quan kế thừa đã có việc này",
-                }
-            else:
-                values |= {"agency_code": successor}
-            session.execute(
-                update(DeadlineItem)
-                .where(DeadlineItem.id == item_id)
-                .values(**values, updated_at=utcnow())
-            )
-            audits.append(
-                {
-                    "actor": actor,
-                    "action": "transfer_succession",
-                    "entity": "deadline_item",
-                    "entity_id": item_id,
-                    "detail": {"from": code, "to": successor, "on": today},
-                }
-            )
-            moved += 1
-        audit_many(session, audits)
+        moved += _hand_over(ctx, session, code, today, actor, ended)
     return moved
 
 
-def _close_orphaned(session: Session, code: str, agency, today: date, actor: str) -> int:
-    """Cancel the open items of an agency dissolved without a single successor (the
-    district level after 30/6/2025): nobody can be reminded of them any more. The items
-    and their history stay; the reason is recorded on each and in the audit log."""
-    ids = session.scalars(
-        select(DeadlineItem.id).where(
-            DeadlineItem.agency_code == code, DeadlineItem.status == ItemStatus.OPEN
+def _hand_over(ctx, session, code: str, today: date, actor: str, ended: bool) -> int:
+    """Hand each open item of `code` to whoever answers for its work on `today`."""
+    function_of = {ob.number: ob.function for ob in ctx.plan.obligations}
+    number_of = {oid: number for number, oid in ctx.obligation_ids.items()}
+    items = session.execute(
+        select(
+            DeadlineItem.id,
+            DeadlineItem.obligation_id,
+            DeadlineItem.period_key,
+            DeadlineItem.due,
+            DeadlineItem.event_id,
+            DeadlineItem.original_agency_code,
+            Event.function_code,
         )
+        .outerjoin(Event, Event.id == DeadlineItem.event_id)
+        .where(DeadlineItem.agency_code == code, DeadlineItem.status == ItemStatus.OPEN)
+        .order_by(DeadlineItem.id)
     ).all()
+    plans: list[tuple] = []
+    for item in items:
+        function = item.function_code or function_of.get(number_of.get(item.obligation_id))
+        agency = ctx.registry.agencies[code]
+        if not ended and agency.function(function, today) is None:
+            continue  # an agency that carries on keeps the work of its other functions
+        successors = [c for c in ctx.responsible([code], today, function) if c != code]
+        plans.append((item, successors))
+    targets = {c for _, successors in plans for c in successors}
+    taken = (
+        set(
+            session.execute(
+                select(
+                    DeadlineItem.obligation_id, DeadlineItem.agency_code, DeadlineItem.period_key
+                ).where(DeadlineItem.agency_code.in_(sorted(targets)))
+            ).all()
+        )
+        if targets
+        else set()
+    )
+    now = utcnow()
+    audits, moved = [], 0
+    for item, successors in plans:
+        if not successors:
+            agency = ctx.registry.agencies[code]
+            moved += _close_orphaned(session, code, agency, today, actor, [item.id])
+            continue
+        original = item.original_agency_code or code
+        free = [c for c in successors if (item.obligation_id, c, item.period_key) not in taken]
+        detail = {"from": code, "to": successors[0] if len(successors) == 1 else successors}
+        if len(successors) == 1 and free:
+            values = {"agency_code": successors[0], "original_agency_code": original}
+        else:
+            names = ", ".join(f"{ctx.agency_name(c)} ({c})" for c in successors)
+            reason = (
+                f"Chuyển cho {names}: cơ quan kế thừa đã có việc này"
+                if not free
+                else f"Chuyển cho {len(successors)} cơ quan kế thừa: {names}"
+            )
+            values = {
+                "status": ItemStatus.CANCELLED,
+                "evidence": reason,
+                "original_agency_code": original,
+            }
+        session.execute(
+            update(DeadlineItem)
+            .where(DeadlineItem.id == item.id, DeadlineItem.status == ItemStatus.OPEN)
+            .values(**values, updated_at=now)
+        )
+        if len(successors) > 1 and free:
+            copies = insert_ignoring_duplicates(
+                session,
+                DeadlineItem,
+                [
+                    {
+                        "obligation_id": item.obligation_id,
+                        "agency_code": successor,
+                        "period_key": item.period_key,
+                        "event_id": item.event_id,
+                        "due": item.due,
+                        "status": ItemStatus.OPEN,
+                        "original_agency_code": original,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for successor in free
+                ],
+                ["obligation_id", "agency_code", "period_key"],
+                ["id", "agency_code"],
+            )
+            detail["items"] = {successor: new_id for new_id, successor in copies}
+            audits += [
+                {
+                    "actor": actor,
+                    "action": "created_by_succession",
+                    "entity": "deadline_item",
+                    "entity_id": new_id,
+                    "detail": {"from_item": item.id, "from": code, "on": today},
+                }
+                for new_id, _ in copies
+            ]
+        taken.update((item.obligation_id, c, item.period_key) for c in free)
+        audits.append(
+            {
+                "actor": actor,
+                "action": "transfer_succession",
+                "entity": "deadline_item",
+                "entity_id": item.id,
+                "detail": detail | {"on": today},
+            }
+        )
+        moved += 1
+    audit_many(session, audits)
+    return moved
+
+
+def _close_orphaned(
+    session: Session, code: str, agency, today: date, actor: str, ids: list[int] | None = None
+) -> int:
+    """Cancel the open items of an agency dissolved without successor: nobody can be
+    reminded of them any more. The items and their history stay; the reason is recorded
+    on each and in the audit log."""
+    if ids is None:
+        ids = session.scalars(
+            select(DeadlineItem.id).where(
+                DeadlineItem.agency_code == code, DeadlineItem.status == ItemStatus.OPEN
+            )
+        ).all()
     if not ids:
         return 0
     reason = (
         f"{agency.name} chấm dứt hoạt động từ {agency.active_to:%d/%m/%Y} "
-        "mà không có một cơ quan kế thừa duy nhất"
+        "mà không có cơ quan kế thừa"
+        if agency.active_to
+        else f"{agency.name}: không có cơ quan nhận việc này"
     )
     session.execute(
         update(DeadlineItem)
-        .where(DeadlineItem.id.in_(ids))
+        .where(DeadlineItem.id.in_(ids), DeadlineItem.status == ItemStatus.OPEN)
         .values(status=ItemStatus.CANCELLED, evidence=reason, updated_at=utcnow())
     )
     audit_many(
@@ -635,6 +729,9 @@ class SweepResult:
             "dossiers_late_without_apology": (
                 sum(self.dossiers.late_without_apology.values()) if self.dossiers else 0
             ),
+            "dossiers_awaiting_supplement": (
+                sum(self.dossiers.awaiting_supplement.values()) if self.dossiers else 0
+            ),
         }
 
 
@@ -651,6 +748,7 @@ def sweep(
 ) -> SweepResult:
     """One evaluation for `today`, in one transaction: all of it lands, or none of it."""
     result = SweepResult(run_date=today)
+    stored: set[tuple[int, str, str]] = set()
     with session_scope(ctx.db) as session:
         run = SweepRun(run_date=today, partition=partition, forced=force, started_at=utcnow())
         if not ctx.cal.is_working_day(today) and not force:
@@ -673,6 +771,8 @@ def sweep(
         run.counts = result.counts
         run.finished_at = utcnow()
         session.add(run)
+        stored = session.info.get(_MATERIALISED, set())
+    ctx.materialised |= stored  # only once the transaction has committed
     return result
 
 
@@ -742,13 +842,23 @@ def record_event(
     document: str = "",
     description: str = "",
     actor: str = "admin",
+    function: str | None = None,
 ) -> EventResult:
-    """Store an event and create the items it starts, with their working-day due dates."""
+    """Store an event and create the items it starts, with their working-day due dates.
+
+    `function` (lĩnh vực) says which function of the agency the work belongs to, e.g. a
+    ministry's decision on social protection procedures: the items follow that function
+    to its new holder if it moves (plans/agencies.yaml, `functions`).
+    """
     known = event_types(ctx)
     if event_code not in known:
         listing = "\n".join(f"  {code}: {desc}" for code, (desc, _) in sorted(known.items()))
         raise EngineError(f"Loại sự kiện không hợp lệ: '{event_code}'. Các loại hợp lệ:\n{listing}")
     agency = ctx.agency(agency_code)
+    functions = ctx.registry.function_codes()
+    if function is not None and function not in functions:
+        listing = "\n".join(f"  {code}: {f.label}" for code, f in sorted(functions.items()))
+        raise EngineError(f"Lĩnh vực không hợp lệ: '{function}'. Các lĩnh vực hợp lệ:\n{listing}")
     ctx.cal.is_working_day(occurred_on)  # refuses a date outside the calendar's range
     with session_scope(ctx.db) as session:
         inserted = insert_ignoring_duplicates(
@@ -761,6 +871,7 @@ def record_event(
                     "occurred_on": occurred_on,
                     "document": document,
                     "description": description or known[event_code][0],
+                    "function_code": function,
                     "recorded_at": utcnow(),
                     "recorded_by": actor,
                 }
@@ -791,7 +902,10 @@ def record_event(
                 if due is None:  # the plan sets no limit ("Sau kiểm tra"): nothing to track
                     continue
                 leads = ctx.responsible(ob.lead, occurred_on)
-                owners = [agency.code] if agency.code in leads or not leads else leads
+                # The event's agency as it answers that day (a merged department's
+                # successor, the new holder of the event's function).
+                own = ctx.responsible([agency.code], occurred_on, function) or [agency.code]
+                owners = [c for c in own if c in leads or not leads] or leads
                 numbers.append(number)
                 rows += [
                     {
@@ -823,6 +937,7 @@ def record_event(
                 agency=agency.code,
                 occurred_on=occurred_on,
                 document=document,
+                function=function,
                 created_items=created,
             )
         if created:

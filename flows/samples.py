@@ -17,12 +17,17 @@ import numpy as np
 from deadlines.agencies import Registry
 from deadlines.calendar import WorkCalendar
 from deadlines.dossier import UNITS, OneStopRules, legal_due_many
-from models.dossier_import import DOSSIER_COLUMNS
+from deadlines.export_columns import DOSSIER_COLUMNS
 
 SHARE_ONLINE, SHARE_POSTAL = 0.78, 0.03
 SHARE_SUPPLEMENT = 0.08
+SHARE_ASKED_TWICE = 0.05  # of the supplemented: a second request, which the law forbids
+SHARE_NEVER_SUPPLIED = 0.04  # of the supplemented: the citizen never completes it
 SHARE_LATE, SHARE_OPEN = 0.04, 0.015
 SHARE_LATE_APOLOGISED = 0.85
+SHARE_APOLOGY_LATE = 0.1  # of the apologies: sent on or after the due day
+SHARE_APPOINTMENT = 0.9  # exports carrying the receipt slip's appointment
+SHARE_APPOINTMENT_BEYOND_LAW = 0.01  # of those: a day later than the law allows
 SHARE_DIGITIZED, SHARE_E_RESULT = 0.97, 0.94
 SHARE_FEE, SHARE_PAID_ONLINE = 0.45, 0.7
 FAMILY = ("Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Phan", "Võ", "Đặng", "Bùi", "Hồ")
@@ -75,9 +80,12 @@ def generate_dossiers(
     supplied = requested + (rng.integers(1, 7 * 24, n) * 3600).astype("timedelta64[s]")
     nat = np.datetime64("NaT", "s")
     requested = np.where(has_supplement, requested, nat)
-    supplied = np.where(has_supplement, supplied, nat)
+    never = has_supplement & (rng.random(n) < SHARE_NEVER_SUPPLIED)
+    supplied = np.where(has_supplement & ~never, supplied, nat)
+    requests = np.where(has_supplement, np.where(rng.random(n) < SHARE_ASKED_TWICE, 2, 1), 0)
+    first = legal_due_many(cal, rules, received, np.full(n, nat), values, units)
     legal = legal_due_many(cal, rules, received, supplied, values, units)
-    counted_from, _ = cal.normalize_receipt_many(np.where(has_supplement, supplied, received))
+    counted_from, _ = cal.normalize_receipt_many(np.where(np.isnat(supplied), received, supplied))
 
     fate = rng.random(n)
     late = fate < SHARE_LATE
@@ -88,14 +96,24 @@ def generate_dossiers(
     late_at = legal + (rng.integers(1, 10 * 24, n) * 3600).astype("timedelta64[s]")
     completed = np.where(late, late_at, on_time_at)
     horizon = np.datetime64(end, "s") + np.timedelta64(17 * 3600, "s")
-    completed = np.where(still_open | (completed > horizon), nat, completed)
+    completed = np.where(still_open | (completed > horizon) | never, nat, completed)
+    # Never completed by the citizen: closed once the decree's wait is over (15 days).
+    closed_at = requested + np.timedelta64(16, "D")
+    closed = np.where(never & (closed_at <= horizon), closed_at, nat)
 
-    apologised = late & (rng.random(n) < SHARE_LATE_APOLOGISED)
+    apologised = late & ~never & (rng.random(n) < SHARE_LATE_APOLOGISED)
     apology_at = legal - np.timedelta64(26 * 3600, "s")
+    too_late = rng.random(n) < SHARE_APOLOGY_LATE
+    apology_at = np.where(too_late, legal + np.timedelta64(3600, "s"), apology_at)
     apology_at = np.maximum(apology_at, counted_from)
     apology_new_due = legal + np.timedelta64(5 * 24 * 3600, "s")
     apology_at = np.where(apologised, apology_at, nat)
     apology_new_due = np.where(apologised, apology_new_due, nat)
+
+    slip = rng.random(n) < SHARE_APPOINTMENT
+    beyond = slip & (rng.random(n) < SHARE_APPOINTMENT_BEYOND_LAW)
+    appointment = np.where(beyond, first + np.timedelta64(1, "D"), first)
+    appointment = np.where(slip, appointment, nat)
 
     has_fee = rng.random(n) < SHARE_FEE
     paid = np.where(has_fee, np.where(rng.random(n) < SHARE_PAID_ONLINE, "1", "0"), "")
@@ -125,6 +143,9 @@ def generate_dossiers(
         "e_result": np.where(rng.random(n) < SHARE_E_RESULT, "1", "0"),
         "paid_online": paid,
         "handler": handler,
+        "supplement_requests": np.where(requests > 0, requests.astype(str), ""),
+        "closed_at": closed,
+        "appointment_at": appointment,
     }
 
 

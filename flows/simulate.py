@@ -13,12 +13,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 
 from flows.engine import EngineContext, event_types, record_event, sweep
 from models.db import session_scope
 from models.store import audit_many, utcnow
-from models.tables import DeadlineItem, Escalation, ItemStatus
+from models.tables import Agency, DeadlineItem, Escalation, ItemStatus
 
 # How departments behave (an assumption for the demonstration, not a legal fact): most
 # finish a few working days early, some on the day, some late by up to three weeks, and a
@@ -141,8 +141,20 @@ def _complete_due_work(ctx, today, seed, planned: dict[int, date], result) -> No
         )
 
 
+# The levels the year's summary counts items by (kinds of plans/agencies.yaml).
+LEVELS = {
+    "commune": "commune",
+    "ward": "commune",
+    "district": "district",
+}  # every other kind is provincial
+
+
 def year_summary(ctx: EngineContext, today: date) -> dict:
-    """Figures for the end-of-run summary: items by status, overdue, steps reached."""
+    """Figures for the end-of-run summary: items by status, overdue, steps reached, and
+    for each half of the plan year (by due date) the items of each level of government:
+    provincial bodies, districts (until 30/6/2025), communes and wards (from 1/7/2025)."""
+    year = ctx.plan.meta.year
+    half = case((DeadlineItem.due <= date(year, 6, 30), 1), else_=2)
     with session_scope(ctx.db) as session:
         by_status = dict(
             session.execute(
@@ -157,4 +169,13 @@ def year_summary(ctx: EngineContext, today: date) -> dict:
         steps = dict(
             session.execute(select(Escalation.step, func.count()).group_by(Escalation.step)).all()
         )
-    return {"by_status": by_status, "overdue": overdue, "steps": steps}
+        rows = session.execute(
+            select(half, Agency.kind, DeadlineItem.status, func.count())
+            .join(Agency, Agency.code == DeadlineItem.agency_code)
+            .group_by(half, Agency.kind, DeadlineItem.status)
+        ).all()
+    by_half: dict[int, dict[str, Counter]] = {1: {}, 2: {}}
+    for period, kind, status, n in rows:
+        level = LEVELS.get(kind, "province")
+        by_half[period].setdefault(level, Counter())[status] += n
+    return {"by_status": by_status, "overdue": overdue, "steps": steps, "by_half": by_half}

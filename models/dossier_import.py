@@ -7,17 +7,20 @@ place.
 
 Dossiers stream through in chunks of about ten thousand rows (`models.export_reader`):
 each chunk's columns are checked with array operations (`deadlines.dossier_checks`), its
-due dates computed on arrays, and its rows written at once (`models.dossier_write`:
-straight into the table on SQLite, COPY into a staging table on PostgreSQL). Memory is a
-few chunks whatever the file's size; no Python object is made per row except the values
-a chunk hands to SQLite.
+due dates, clocks and states computed on arrays (`deadlines.dossier`), and its rows
+written at once (`models.dossier_write`: straight into the table on SQLite, COPY into a
+staging table on PostgreSQL). Memory is a few chunks whatever the file's size; no Python
+object is made per row except the values a chunk hands to SQLite.
 
-Dossier export columns (CSV with a header row, or JSON lines with the same keys):
+Dossier export columns (CSV with a header row, or JSON lines with the same keys; another
+system's names through a column-mapping file, `deadlines.export_columns`):
 `dossier_id, procedure_code, agency_code, channel (online|direct|postal), received_at
-(ISO 8601, local time), completed_at, supplement_requested_at, supplement_received_at,
-apology_at, apology_new_due, digitized (0/1), e_result (0/1), paid_online (0/1/blank),
-handler` (optional). Times with an offset are converted to Vietnam time; seconds are
-the finest unit kept.
+(ISO 8601, local time), completed_at, supplement_requested_at (the last request),
+supplement_received_at (the complete dossier after it), apology_at, apology_new_due,
+digitized (0/1), e_result (0/1), paid_online (0/1/blank)`, and optionally `handler`,
+`supplement_requests` (how many requests; blank: 1 when a request is dated), `closed_at`
+(returned or closed without a result) and `appointment_at` (the receipt slip's date).
+Times with an offset are converted to Vietnam time; seconds are the finest unit kept.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -43,13 +47,25 @@ from sqlmodel import Session
 
 from deadlines import dossier_checks as checks
 from deadlines.calendar import FIRST_YEAR, LAST_YEAR, WorkCalendar
-from deadlines.dossier import UNITS, OneStopRules, legal_due_many
+from deadlines.dossier import (
+    UNITS,
+    ArrayOps,
+    ClockFacts,
+    OneStopRules,
+    apology_deadline_many,
+    due_766_many,
+    due_at,
+    legal_due_many,
+    states_many,
+)
 from deadlines.export_columns import (
     CHANNELS,
     DOSSIER_COLUMNS,
     FLAG_COLUMNS,
+    IDENTITY,
     OPTIONAL_COLUMNS,
     TIME_COLUMNS,
+    ColumnMapping,
 )
 from models.dossier_write import BULK_ROWS, DB_COLUMNS, Rows, open_checker, open_writer
 from models.export_reader import Chunk, ReadAgain, csv_header, is_json_lines, read_chunks
@@ -71,6 +87,7 @@ __all__ = [
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 NAT = np.datetime64("NaT", "s")
 PROCEDURE_COLUMNS = ("procedure_code", "name", "limit_value", "limit_unit", "level")
+REQUIRED_COLUMNS = tuple(c for c in DOSSIER_COLUMNS if c not in OPTIONAL_COLUMNS)
 # A refused file lists this many problems, first lines first, and counts the rest.
 MAX_LISTED = 1000
 
@@ -107,8 +124,9 @@ class Problems:
     """The problems of one import: bounded (the first `MAX_LISTED` lines are kept), in
     line order and, within a line, in the order of the export's columns."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, mapping: ColumnMapping = IDENTITY):
         self.path = path
+        self.mapping = mapping
         self.total = 0
         self._kept: list[tuple[int, int, str, str]] = []
 
@@ -132,10 +150,15 @@ class Problems:
             self._add(line, column, message)
         self.total += unlisted
 
+    def shown(self, column: str) -> str:
+        """A column as the file names it: 'NgayTiepNhan (received_at)' under a mapping."""
+        name = self.mapping.source_name(column) if column else column
+        return column if name == column else f"{name} ({column})"
+
     def listed(self) -> list[RowProblem]:
         self._kept.sort()
         return [
-            RowProblem(self.path, line, column, message)
+            RowProblem(self.path, line, self.shown(column), message)
             for line, _, column, message in self._kept[:MAX_LISTED]
         ]
 
@@ -151,8 +174,12 @@ class ImportReport:
 # ------------------------------------------------------------------------ reading
 
 
-def _records(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, record) pairs from a CSV with a header, or from JSON lines."""
+def _records(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, record) pairs from a CSV with a header, or from JSON lines.
+
+    A CSV yields its header first as `(1, ["col", …])`; a line that is not a JSON object
+    yields `(line, "message")`.
+    """
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         with path.open(encoding="utf-8") as handle:
             for number, line in enumerate(handle, start=1):
@@ -161,18 +188,18 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    yield number, {"__error__": f"JSON không hợp lệ: {exc.msg}"}
+                    yield number, f"JSON không hợp lệ: {exc.msg}"
                     continue
                 if not isinstance(record, dict):
-                    yield number, {"__error__": "mỗi dòng phải là một đối tượng JSON"}
+                    yield number, "mỗi dòng phải là một đối tượng JSON"
                     continue
-                yield number, {k: "" if v is None else str(v) for k, v in record.items()}
+                yield number, record
         return
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
-        yield 1, {"__header__": ",".join(reader.fieldnames or [])}
+        yield 1, [h.strip() for h in (reader.fieldnames or []) if h and h.strip()]
         for record in reader:
-            yield reader.line_num, {k: (v or "").strip() for k, v in record.items() if k}
+            yield reader.line_num, {k.strip(): (v or "") for k, v in record.items() if k}
 
 
 def _open(path: str | Path) -> Path:
@@ -182,17 +209,15 @@ def _open(path: str | Path) -> Path:
     return path
 
 
-def _check_header(path: Path, record: dict, expected, optional, problems) -> bool:
-    header = [h.strip() for h in record["__header__"].split(",") if h.strip()]
+def _check_header(path: Path, header: list[str], expected, optional) -> list[RowProblem]:
     missing = [c for c in expected if c not in header and c not in optional]
-    if missing:
-        problems.append(
-            RowProblem(
-                str(path), 1, "", f"thiếu cột: {', '.join(missing)} (cần: {', '.join(expected)})"
-            )
+    if not missing:
+        return []
+    return [
+        RowProblem(
+            str(path), 1, "", f"thiếu cột: {', '.join(missing)} (cần: {', '.join(expected)})"
         )
-        return False
-    return True
+    ]
 
 
 # --------------------------------------------------------------------- procedures
@@ -204,13 +229,15 @@ def import_procedures(engine: Engine, path: str | Path) -> ImportReport:
     problems: list[RowProblem] = []
     rows: dict[str, dict] = {}
     for line, record in _records(path):
-        if "__header__" in record:
-            if not _check_header(path, record, PROCEDURE_COLUMNS, set(), problems):
+        if isinstance(record, list):
+            problems += _check_header(path, record, PROCEDURE_COLUMNS, set())
+            if problems:
                 raise ImportRefused(str(path), problems)
             continue
-        if "__error__" in record:
-            problems.append(RowProblem(str(path), line, "", record["__error__"]))
+        if isinstance(record, str):
+            problems.append(RowProblem(str(path), line, "", record))
             continue
+        record = {k: "" if v is None else str(v).strip() for k, v in record.items()}
         where = (str(path), line)
         code, name = record.get("procedure_code", ""), record.get("name", "")
         if not code:
@@ -282,7 +309,27 @@ def _lookups(fetch) -> Lookups:
     )
 
 
-def check_chunk(chunk: Chunk, lookups: Lookups) -> tuple[Rows, list[checks.Problem]]:
+def translate(chunk: Chunk, mapping: ColumnMapping) -> Chunk:
+    """A chunk read under the file's own column names, in dunghan's columns: renamed, and
+    coded values (e.g. channel "2") translated, column by column."""
+    if mapping is IDENTITY:
+        return chunk
+    cells = {}
+    for column in DOSSIER_COLUMNS:
+        values = chunk.cells[mapping.source_name(column)]
+        coded = mapping.values.get(column)
+        if coded:
+            codes = pa.array(list(coded), pa.string())
+            at = pc.index_in(values, value_set=codes)
+            meaning = pa.array(list(coded.values()), pa.string())
+            values = pc.if_else(pc.is_valid(at), meaning.take(pc.fill_null(at, 0)), values)
+        cells[column] = values
+    return Chunk(chunk.lines, cells, chunk.problems)
+
+
+def check_chunk(
+    chunk: Chunk, lookups: Lookups, rules: OneStopRules, mapping: ColumnMapping
+) -> tuple[Rows, list[checks.Problem]]:
     """Every column check of one chunk; the parsed rows and `(row, column, message)`."""
     cells = chunk.cells
     problems: list[checks.Problem] = []
@@ -301,44 +348,128 @@ def check_chunk(chunk: Chunk, lookups: Lookups) -> tuple[Rows, list[checks.Probl
     times: dict[str, np.ndarray] = {}
     for column in TIME_COLUMNS:
         times[column], found = checks.parse_times(
-            cells[column], column, required=column == "received_at"
+            cells[column], column, mapping.time_format, required=column == "received_at"
         )
         problems += found
     flags: dict[str, np.ndarray] = {}
     for column in FLAG_COLUMNS:
-        flags[column], found = checks.parse_flags(
+        flags[column], found = checks.flag_codes(
             cells[column], column, blank_allowed=column == "paid_online"
         )
         problems += found
+    counts, found = checks.parse_counts(cells["supplement_requests"], "supplement_requests")
+    problems += found
+    requests, found = checks.resolve_supplement_requests(counts, times["supplement_requested_at"])
+    problems += found
     problems += checks.check_event_order(times)
     problems += checks.check_event_pairs(times)
-    problems += checks.check_years(times["received_at"], "received_at", FIRST_YEAR, LAST_YEAR)
+    received = times["received_at"]
+    problems += checks.check_years(received, "received_at", FIRST_YEAR, LAST_YEAR)
+    years = received.astype("datetime64[Y]").astype(np.int64) + 1970
+    outside = ~np.isnat(received) & ((years < FIRST_YEAR) | (years >= LAST_YEAR))
+    regime_index = rules.regime_index_many(received)
+    problems += [
+        (
+            int(row),
+            "received_at",
+            f"không có quy định một cửa nào có hiệu lực vào ngày tiếp nhận "
+            f"{received[row].item():%d/%m/%Y} ({rules.describe_coverage()})",
+        )
+        for row in np.flatnonzero((regime_index < 0) & ~np.isnat(received) & ~outside)
+    ]
     ok = np.ones(len(chunk), dtype=bool)
     if problems:
         ok[[row for row, _, _ in problems]] = False
-    return Rows(chunk.lines, ok, cells, times, flags), problems
+    codes = np.array([r.code for r in rules.regimes] + [""], dtype=object)
+    text = {
+        "id": cells["dossier_id"],
+        **{c: cells[c] for c in ("procedure_code", "agency_code", "channel", "handler")},
+        "regime": pa.array(codes[regime_index].tolist(), pa.string()),
+    }
+    ints = {
+        "supplement_requests": requests,
+        "reschedules": (~np.isnat(times["apology_at"])).astype(np.int64),
+    }
+    rows = Rows(chunk.lines, ok, text, times, flags, ints)
+    rows.regime_index = regime_index
+    return rows, problems
 
 
-def derive_dues(rows: Rows, lookups: Lookups, cal: WorkCalendar, rules: OneStopRules) -> None:
-    """The legal due date of every good row (NaT for the others), and the citizen's due
-    date: the apology's new date, if any."""
-    legal = np.full(len(rows.lines), NAT, dtype="datetime64[s]")
+def derive(rows: Rows, lookups: Lookups, cal: WorkCalendar, rules: OneStopRules) -> None:
+    """For every good row (NaT, null for the others): the due dates under its regime,
+    the portal's appointment, whether its apology was timely, and its state."""
+    n = len(rows.lines)
+    times = rows.times
+    for name in ("first_due", "legal_due", "due", "due_766"):
+        times[name] = np.full(n, NAT, dtype="datetime64[s]")
+    rows.flags["apology_timely"] = np.full(n, -1, dtype=np.int8)
+    state = np.full(n, "", dtype=object)
     good = np.flatnonzero(rows.ok)
     if len(good):
         at = pc.index_in(
-            rows.cells["procedure_code"].take(pa.array(good)), value_set=lookups.procedure_codes
+            rows.text["procedure_code"].take(pa.array(good)), value_set=lookups.procedure_codes
         ).to_numpy(zero_copy_only=False)
-        legal[good] = legal_due_many(
-            cal,
-            rules,
-            rows.times["received_at"][good],
-            rows.times["supplement_received_at"][good],
-            lookups.limit_values[at],
-            lookups.limit_units[at],
+        values, units = lookups.limit_values[at], lookups.limit_units[at]
+        regime = rows.regime_index[good]
+        mine = {name: times[name][good] for name in TIME_COLUMNS}
+        received, supplied = mine["received_at"], mine["supplement_received_at"]
+        nat = np.full(received.shape, NAT, dtype="datetime64[s]")
+        first = legal_due_many(cal, rules, received, nat, values, units, regime)
+        legal = first.copy()
+        restarted = ~np.isnat(supplied)
+        if restarted.any():
+            legal[restarted] = legal_due_many(
+                cal,
+                rules,
+                received[restarted],
+                supplied[restarted],
+                values[restarted],
+                units[restarted],
+                regime[restarted],
+            )
+        new_due = mine["apology_new_due"]
+        due = np.where(np.isnat(new_due), legal, new_due)
+        due_766 = due_766_many(
+            rules.indicator,
+            mine["appointment_at"],
+            first,
+            mine["supplement_requested_at"],
+            supplied,
+            new_due,
         )
-    new_due = rows.times["apology_new_due"]
-    rows.times["legal_due"] = legal
-    rows.times["due"] = np.where(np.isnat(new_due), legal, new_due)
+        apology_at = mine["apology_at"]
+        apologised = ~np.isnat(apology_at)
+        if apologised.any():
+            facts = ClockFacts(
+                first_due=first[apologised],
+                legal_due=legal[apologised],
+                requested=mine["supplement_requested_at"][apologised],
+                supplied=supplied[apologised],
+                requests=rows.ints["supplement_requests"][good][apologised],
+                completed=mine["completed_at"][apologised],
+                closed=mine["closed_at"][apologised],
+                appointment=mine["appointment_at"][apologised],
+                due_766=due_766[apologised],
+            )
+            apology_due = due_at(facts, apology_at[apologised], ArrayOps)
+            deadline = apology_deadline_many(cal, rules, regime[apologised], apology_due)
+            timely = rows.flags["apology_timely"]
+            timely[good[apologised]] = (apology_at[apologised] < deadline).astype(np.int8)
+        for name, value in (
+            ("first_due", first),
+            ("legal_due", legal),
+            ("due", due),
+            ("due_766", due_766),
+        ):
+            times[name][good] = value
+        state[good] = states_many(
+            mine["supplement_requested_at"],
+            supplied,
+            mine["completed_at"],
+            mine["closed_at"],
+            apology_at,
+        )
+    rows.text["state"] = pa.array(state.tolist(), pa.string())
 
 
 def import_dossiers(
@@ -347,43 +478,38 @@ def import_dossiers(
     cal: WorkCalendar,
     rules: OneStopRules,
     now: datetime | None = None,
+    columns: ColumnMapping | None = None,
     *,
     reader: str = "arrow",
 ) -> ImportReport:
-    """Stream an export in chunks: check every row, compute its due dates and write it
-    into one transaction that is only committed if the whole file is good. A file with
-    any bad row is refused whole, every bad row named by line and column (up to
-    `MAX_LISTED`), and the database is left as it was."""
+    """Stream an export in chunks: check every row, compute its due dates under the
+    regime of its receipt and write it into one transaction that is only committed if
+    the whole file is good. A file with any bad row is refused whole, every bad row named
+    by line and column (up to `MAX_LISTED`), and the database is left as it was."""
     path = _open(path)
+    mapping = columns or IDENTITY
     if not is_json_lines(path):
-        header = csv_header(path)
-        problems: list[RowProblem] = []
-        if not _check_header(
-            path,
-            {"__header__": ",".join(header.stripped)},
-            DOSSIER_COLUMNS,
-            OPTIONAL_COLUMNS,
-            problems,
-        ):
-            raise ImportRefused(str(path), problems)
+        missing = mapping.missing_columns(csv_header(path).stripped, REQUIRED_COLUMNS)
+        if missing:
+            raise ImportRefused(str(path), [RowProblem(str(path), 1, "", "; ".join(missing))])
     stamp = (now or datetime.now(VN).replace(tzinfo=None)).replace(microsecond=0)
     for attempt in (reader, "stdlib"):
         try:
-            return _import(engine, path, cal, rules, stamp, attempt)
+            return _import(engine, path, cal, rules, stamp, attempt, mapping)
         except ReadAgain:
             continue
     raise AssertionError("the standard library's reader always reads")  # pragma: no cover
 
 
-def _import(engine, path, cal, rules, stamp, reader) -> ImportReport:
-    found = Problems(str(path))
-    writer = open_writer(engine, stamp, expected_rows(path))
+def _import(engine, path, cal, rules, stamp, reader, mapping) -> ImportReport:
+    found = Problems(str(path), mapping)
+    writer = open_writer(engine, rules, stamp, expected_rows(path))
     try:
         lookups = _lookups(writer.fetch)
         # Reading, checking and preparing the next chunks (mostly Arrow and numpy, which
         # release the GIL) overlap the database's writing of this one.
         for rows, problems, line_problems, payload in _background(
-            _prepared(path, reader, lookups, cal, rules, writer)
+            _prepared(path, reader, mapping, lookups, cal, rules, writer)
         ):
             found.add_lines(line_problems)
             found.add_rows(rows.lines, problems)
@@ -395,13 +521,13 @@ def _import(engine, path, cal, rules, stamp, reader) -> ImportReport:
         writer.abort()
         raise
     if outcome.needs_check_pass:
-        # The writer only learnt that something is wrong (a repeated id, a changed
-        # apology); a second reading names every bad line, writing nothing.
-        found = Problems(str(path))
-        checker = open_checker(engine)
+        # The writer only learnt that something is wrong (a repeated id, an apology
+        # changed); a second reading names every bad line, writing nothing.
+        found = Problems(str(path), mapping)
+        checker = open_checker(engine, rules)
         try:
             for rows, problems, line_problems, payload in _prepared(
-                path, reader, lookups, cal, rules, checker
+                path, reader, mapping, lookups, cal, rules, checker
             ):
                 found.add_lines(line_problems)
                 found.add_rows(rows.lines, problems)
@@ -415,10 +541,15 @@ def _import(engine, path, cal, rules, stamp, reader) -> ImportReport:
     return ImportReport(str(path), outcome.rows, outcome.inserted, outcome.updated)
 
 
-def _prepared(path, reader, lookups, cal, rules, writer):
-    for chunk in read_chunks(path, DOSSIER_COLUMNS, reader=reader):
-        rows, problems = check_chunk(chunk, lookups)
-        derive_dues(rows, lookups, cal, rules)
+def _prepared(path, reader, mapping, lookups, cal, rules, writer):
+    if is_json_lines(path):
+        chunks = read_chunks(path, DOSSIER_COLUMNS, translate=mapping.translate)
+    else:
+        names = tuple(dict.fromkeys(mapping.source_name(c) for c in DOSSIER_COLUMNS))
+        chunks = (translate(c, mapping) for c in read_chunks(path, names, reader=reader))
+    for chunk in chunks:
+        rows, problems = check_chunk(chunk, lookups, rules, mapping)
+        derive(rows, lookups, cal, rules)
         yield rows, problems, chunk.problems, writer.prepare(rows)
 
 

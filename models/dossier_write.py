@@ -31,6 +31,7 @@ import pyarrow.csv as pa_csv
 from sqlalchemy.engine import Engine
 
 from deadlines import dossier_checks as checks
+from deadlines.dossier import OneStopRules
 from deadlines.export_columns import FLAG_COLUMNS, TIME_COLUMNS
 
 # From this many rows (and at least as many as the table holds) an import is a bulk load.
@@ -43,12 +44,19 @@ DB_COLUMNS = (
     *TIME_COLUMNS,
     *FLAG_COLUMNS,
     "handler",
+    "supplement_requests",
+    "regime",
+    "first_due",
     "legal_due",
     "due",
+    "due_766",
+    "apology_timely",
+    "reschedules",
+    "state",
     "imported_at",
 )
-EXPORT_NAME = {"id": "dossier_id"}  # the export column a stored column comes from
-DERIVED_TIMES = ("legal_due", "due")
+DERIVED_TIMES = ("first_due", "legal_due", "due", "due_766")
+SHARED_TEXT = ("procedure_code", "agency_code", "channel", "regime", "state")
 LISTED = 2000  # database problems fetched per kind (the importer lists fewer)
 # SQLite sorts an index's keys fastest in small runs (measured: 2x faster than with the
 # 64 MiB cache the table's upserts want).
@@ -57,14 +65,16 @@ SORT_CACHE_KIB = 512
 
 @dataclass
 class Rows:
-    """One checked chunk: every row's line and cells, parsed times and flags, and which
-    rows passed every check (`ok`)."""
+    """One checked chunk: every row's line, which rows passed every check (`ok`), and its
+    stored columns by kind."""
 
     lines: np.ndarray
     ok: np.ndarray
-    cells: dict[str, pa.Array]
+    text: dict[str, pa.Array]  # "" for blank
     times: dict[str, np.ndarray]  # datetime64[s], NaT for blank or bad
     flags: dict[str, np.ndarray]  # int8: 1, 0, -1 for blank or bad
+    ints: dict[str, np.ndarray]  # int64
+    regime_index: np.ndarray | None = None
 
 
 @dataclass
@@ -77,14 +87,30 @@ class Outcome:
     needs_check_pass: bool = False
 
 
-def open_writer(engine: Engine, stamp: datetime, expected_rows: int):
+def open_writer(engine: Engine, rules: OneStopRules, stamp: datetime, expected_rows: int):
     if engine.dialect.name == "postgresql":
-        return PostgresWriter(engine, stamp)
-    return SQLiteWriter(engine, stamp, expected_rows)
+        return PostgresWriter(engine, rules, stamp)
+    return SQLiteWriter(engine, rules, stamp, expected_rows)
 
 
-def open_checker(engine: Engine):
-    return SQLiteChecker(engine)
+def open_checker(engine: Engine, rules: OneStopRules):
+    return SQLiteChecker(engine, rules)
+
+
+def _allowed(rules: OneStopRules, regime: str) -> str:
+    """SQL: how many times a dossier of the regime code `regime` may be rescheduled."""
+    cases = " ".join(f"WHEN '{r.code}' THEN {int(r.max_reschedules)}" for r in rules.regimes)
+    return f"(CASE {regime} {cases} ELSE 1 END)"
+
+
+def _reschedules(same: str) -> str:
+    """SQL for the upsert: an apology repeated keeps the count, a new one adds one."""
+    return (
+        "CASE WHEN dossier.apology_at IS NULL THEN excluded.reschedules "
+        f"WHEN dossier.apology_at {same} excluded.apology_at "
+        f"AND dossier.apology_new_due {same} excluded.apology_new_due "
+        "THEN dossier.reschedules ELSE dossier.reschedules + 1 END"
+    )
 
 
 def sqlite_text(values: np.ndarray) -> list[str | None]:
@@ -119,37 +145,49 @@ def _good(rows: Rows) -> Rows:
     return Rows(
         rows.lines[keep],
         rows.ok[keep],
-        {name: values.take(taken) for name, values in rows.cells.items()},
+        {name: values.take(taken) for name, values in rows.text.items()},
         {name: values[keep] for name, values in rows.times.items()},
         {name: values[keep] for name, values in rows.flags.items()},
+        {name: values[keep] for name, values in rows.ints.items()},
     )
 
 
-def _apology_problems(found) -> list[tuple[int, str, str]]:
+def _apology_problems(rules: OneStopRules, found) -> list[tuple[int, str, str]]:
     problems = []
-    for line, removed, previous_due in found:
+    for line, removed, previous_due, code in found:
+        if removed:
+            problems.append((int(line), "apology_at", checks.APOLOGY_REMOVED))
+            continue
         if isinstance(previous_due, str):
             previous_due = datetime.fromisoformat(previous_due)
-        message = (
-            checks.APOLOGY_REMOVED if removed else checks.apology_changed_message(previous_due)
-        )
+        regime = next((r for r in rules.regimes if r.code == code), None)
+        allowed = regime.max_reschedules if regime else 1
+        source = f" ({regime.facts['apology'].cite()})" if regime else ""
+        message = checks.apology_changed_message(previous_due, allowed, source)
         problems.append((int(line), "apology_at", message))
     return problems
 
 
-def _database_checks(fetch, stage: str, distinct: str) -> tuple[list, int]:
+def _changed_apologies(rules: OneStopRules, stage: str, distinct: str) -> str:
+    """SQL: the staged rows that drop a recorded apology, or change it once too often."""
+    return (
+        f"SELECT s.line, s.apology_at IS NULL, d.apology_new_due, s.regime FROM {stage} AS s "
+        f"JOIN dossier AS d ON d.id = s.id WHERE d.apology_at IS NOT NULL AND "
+        f"(s.apology_at IS NULL OR ((s.apology_at {distinct} d.apology_at OR "
+        f"s.apology_new_due {distinct} d.apology_new_due) "
+        f"AND d.reschedules + 1 > {_allowed(rules, 's.regime')}))"
+    )
+
+
+def _database_checks(fetch, rules: OneStopRules, stage: str, distinct: str) -> tuple[list, int]:
     """The file's checks against itself and the table, over a staging table holding
-    every row's line, id and apology: ids repeated in the file, apologies changed."""
+    every row's line, id, regime and apology: ids repeated in the file, apologies
+    dropped or rescheduled too often."""
     repeated = (
         f"SELECT line, id FROM (SELECT line, id, row_number() OVER "
         f"(PARTITION BY id ORDER BY line) AS n FROM {stage} WHERE id <> '') AS s WHERE n > 1"
     )
-    changed = (
-        f"SELECT s.line, s.apology_at IS NULL, d.apology_new_due FROM {stage} AS s "
-        f"JOIN dossier AS d ON d.id = s.id WHERE d.apology_at IS NOT NULL AND "
-        f"(s.apology_at {distinct} d.apology_at OR s.apology_new_due {distinct} "
-        f"d.apology_new_due)"
-    )
+    changed = _changed_apologies(rules, stage, distinct)
     problems: list[tuple[int, str, str]] = []
     unlisted = 0
     for query, make in (
@@ -159,7 +197,7 @@ def _database_checks(fetch, stage: str, distinct: str) -> tuple[list, int]:
                 (int(line), "dossier_id", checks.duplicate_message(i)) for line, i in found
             ],
         ),
-        (changed, _apology_problems),
+        (changed, lambda found: _apology_problems(rules, found)),
     ):
         total = fetch(f"SELECT count(*) FROM ({query}) AS q")[0][0]
         problems += make(fetch(f"{query} ORDER BY 1 LIMIT {LISTED}"))
@@ -206,7 +244,7 @@ class _SQLiteConnection:
 class SQLiteWriter:
     GUARD = "dunghan import:"
 
-    def __init__(self, engine: Engine, stamp: datetime, expected_rows: int):
+    def __init__(self, engine: Engine, rules: OneStopRules, stamp: datetime, expected_rows: int):
         self.stamp = stamp.isoformat(sep=" ") + ".000000"
         self.conn = _SQLiteConnection(engine)
         db = self.conn.db
@@ -238,13 +276,19 @@ class SQLiteWriter:
             BEGIN
               SELECT RAISE(ABORT, '{self.GUARD} repeated') WHERE old.rowid > {int(before[1])};
               SELECT RAISE(ABORT, '{self.GUARD} apology') WHERE old.apology_at IS NOT NULL
-                AND (new.apology_at IS NOT old.apology_at
-                     OR new.apology_new_due IS NOT old.apology_new_due);
+                AND (new.apology_at IS NULL
+                     OR ((old.apology_at IS NOT new.apology_at
+                          OR old.apology_new_due IS NOT new.apology_new_due)
+                         AND old.reschedules + 1 > {_allowed(rules, "new.regime")}));
               INSERT INTO dossier_import_touched (id) VALUES (old.id);
             END"""
         )
         names = ", ".join(DB_COLUMNS)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in DB_COLUMNS if c != "id")
+        updates = ", ".join(
+            f"{c} = {_reschedules('IS') if c == 'reschedules' else 'excluded.' + c}"
+            for c in DB_COLUMNS
+            if c != "id"
+        )
         marks = ", ".join("?" for _ in DB_COLUMNS)
         self.sql = (
             f"INSERT INTO dossier ({names}) VALUES ({marks}) "
@@ -264,17 +308,18 @@ class SQLiteWriter:
         rows = _good(rows)
         columns = []
         for name in DB_COLUMNS:
-            cells = rows.cells.get(EXPORT_NAME.get(name, name))
             if name == "id":
-                columns.append(cells.to_pylist())
-            elif name in ("procedure_code", "agency_code", "channel"):
-                columns.append(_shared(cells))
+                columns.append(rows.text[name].to_pylist())
+            elif name in SHARED_TEXT:
+                columns.append(_shared(rows.text[name]))
+            elif name == "handler":
+                columns.append(_blank_to_null(rows.text[name]).to_pylist())
             elif name in rows.times:
                 columns.append(sqlite_text(rows.times[name]))
             elif name in rows.flags:
                 columns.append(_flags(rows.flags[name]))
-            elif name == "handler":
-                columns.append(_blank_to_null(cells).to_pylist())
+            elif name in rows.ints:
+                columns.append(rows.ints[name].tolist())
             elif name == "imported_at":
                 columns.append([self.stamp] * len(rows.lines))
         return columns
@@ -324,12 +369,13 @@ class SQLiteChecker:
     """The second reading of a refused file: every row's line, id and apology into a
     temporary table, then the checks against the file itself and the table in SQL."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, rules: OneStopRules):
+        self.rules = rules
         self.conn = _SQLiteConnection(engine)
         self.fetch = self.conn.fetch
         self.conn.db.execute(
             "CREATE TEMP TABLE dossier_import_seen "
-            "(line INTEGER, id TEXT, apology_at TEXT, apology_new_due TEXT)"
+            "(line INTEGER, id TEXT, regime TEXT, apology_at TEXT, apology_new_due TEXT)"
         )
 
     def stop_writing(self) -> None:
@@ -340,10 +386,11 @@ class SQLiteChecker:
 
     def write(self, rows: Rows) -> None:
         self.conn.db.executemany(
-            "INSERT INTO temp.dossier_import_seen VALUES (?, ?, ?, ?)",
+            "INSERT INTO temp.dossier_import_seen VALUES (?, ?, ?, ?, ?)",
             zip(
                 rows.lines.tolist(),
-                rows.cells["dossier_id"].to_pylist(),
+                rows.text["id"].to_pylist(),
+                _shared(rows.text["regime"]),
                 sqlite_text(rows.times["apology_at"]),
                 sqlite_text(rows.times["apology_new_due"]),
                 strict=True,
@@ -351,7 +398,9 @@ class SQLiteChecker:
         )
 
     def finish(self, *, refused: bool) -> Outcome:
-        problems, unlisted = _database_checks(self.fetch, "temp.dossier_import_seen", "IS NOT")
+        problems, unlisted = _database_checks(
+            self.fetch, self.rules, "temp.dossier_import_seen", "IS NOT"
+        )
         return Outcome(problems=problems, unlisted=unlisted)
 
     def abort(self) -> None:
@@ -367,15 +416,17 @@ STAGE = "dossier_import_stage"
 _STAGE_TYPES = {
     "line": "bigint",
     "ok": "boolean",
-    **{c: "text" for c in ("id", "procedure_code", "agency_code", "channel", "handler")},
+    **{c: "text" for c in ("id", "handler", *SHARED_TEXT)},
     **{c: "timestamp" for c in (*TIME_COLUMNS, *DERIVED_TIMES)},
-    **{c: "boolean" for c in FLAG_COLUMNS},
+    **{c: "boolean" for c in (*FLAG_COLUMNS, "apology_timely")},
+    **{c: "integer" for c in ("supplement_requests", "reschedules")},
 }
 STAGED = ("line", "ok", *(c for c in DB_COLUMNS if c != "imported_at"))
 
 
 class PostgresWriter:
-    def __init__(self, engine: Engine, stamp: datetime):
+    def __init__(self, engine: Engine, rules: OneStopRules, stamp: datetime):
+        self.rules = rules
         self.stamp = stamp
         self.pooled = engine.raw_connection()
         self.db = self.pooled.driver_connection
@@ -410,10 +461,12 @@ class PostgresWriter:
             elif name in rows.flags:
                 flags = rows.flags[name]
                 arrays.append(pa.array(flags == 1, mask=flags < 0))
+            elif name in rows.ints:
+                arrays.append(pa.array(rows.ints[name]))
             elif name == "handler":
-                arrays.append(_blank_to_null(rows.cells["handler"]))
+                arrays.append(_blank_to_null(rows.text["handler"]))
             else:
-                arrays.append(rows.cells[EXPORT_NAME.get(name, name)])
+                arrays.append(rows.text[name])
         sink = pa.BufferOutputStream()
         pa_csv.write_csv(pa.RecordBatch.from_arrays(arrays, names=list(STAGED)), sink, self.options)
         return sink.getvalue(), int(rows.ok.sum())
@@ -438,7 +491,7 @@ class PostgresWriter:
         if not refused:
             problems, unlisted = self._apology_checks()
         if refused or problems:
-            problems, unlisted = _database_checks(self.fetch, STAGE, "IS DISTINCT FROM")
+            problems, unlisted = _database_checks(self.fetch, self.rules, STAGE, "IS DISTINCT FROM")
             self.abort()
             return Outcome(problems=problems, unlisted=unlisted)
         import psycopg.errors
@@ -449,7 +502,7 @@ class PostgresWriter:
         except (psycopg.errors.CardinalityViolation, psycopg.errors.UniqueViolation):
             # An id repeated in the file: the upsert or the primary key refused it.
             self.cursor.execute("ROLLBACK TO SAVEPOINT dossier_import_publish")
-            problems, unlisted = _database_checks(self.fetch, STAGE, "IS DISTINCT FROM")
+            problems, unlisted = _database_checks(self.fetch, self.rules, STAGE, "IS DISTINCT FROM")
             self.abort()
             return Outcome(problems=problems, unlisted=unlisted)
         self.db.commit()
@@ -457,13 +510,8 @@ class PostgresWriter:
         return Outcome(self.rows, self.rows - updated, updated)
 
     def _apology_checks(self) -> tuple[list, int]:
-        found = self.fetch(
-            f"SELECT s.line, s.apology_at IS NULL, d.apology_new_due FROM {STAGE} AS s "
-            "JOIN dossier AS d ON d.id = s.id WHERE d.apology_at IS NOT NULL AND "
-            "(s.apology_at IS DISTINCT FROM d.apology_at "
-            f"OR s.apology_new_due IS DISTINCT FROM d.apology_new_due) ORDER BY 1 LIMIT {LISTED}"
-        )
-        return _apology_problems(found), 0
+        query = _changed_apologies(self.rules, STAGE, "IS DISTINCT FROM")
+        return _apology_problems(self.rules, self.fetch(f"{query} ORDER BY 1 LIMIT {LISTED}")), 0
 
     def _publish(self) -> int:
         names = ", ".join(DB_COLUMNS)
@@ -475,7 +523,12 @@ class PostgresWriter:
             updated = self.fetch(
                 f"SELECT count(*) FROM {STAGE} AS s JOIN dossier AS d ON d.id = s.id WHERE s.ok"
             )[0][0]
-            updates = ", ".join(f"{c} = excluded.{c}" for c in DB_COLUMNS if c != "id")
+            count = _reschedules("IS NOT DISTINCT FROM")
+            updates = ", ".join(
+                f"{c} = {count if c == 'reschedules' else 'excluded.' + c}"
+                for c in DB_COLUMNS
+                if c != "id"
+            )
             self.cursor.execute(
                 f"INSERT INTO dossier ({names}) {select} ON CONFLICT (id) DO UPDATE SET {updates}",
                 stamp,
@@ -490,6 +543,13 @@ class PostgresWriter:
         indexes = self.fetch(
             "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
             "WHERE indrelid = 'dossier'::regclass AND NOT indisprimary"
+        )
+        same = "IS NOT DISTINCT FROM"
+        self.cursor.execute(
+            f"UPDATE {STAGE} AS s SET reschedules = CASE WHEN s.apology_at {same} d.apology_at "
+            f"AND s.apology_new_due {same} d.apology_new_due THEN d.reschedules "
+            "ELSE d.reschedules + 1 END FROM dossier AS d "
+            "WHERE s.ok AND d.id = s.id AND d.apology_at IS NOT NULL"
         )
         self.cursor.execute(
             f"DELETE FROM dossier AS d USING {STAGE} AS s WHERE s.ok AND d.id = s.id"

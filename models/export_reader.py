@@ -63,12 +63,15 @@ def csv_header(path: Path) -> Header:
     return Header(names, [n.strip() for n in names if n.strip()])
 
 
-def read_chunks(path: Path, columns: tuple[str, ...], *, reader: str = "arrow") -> Iterator[Chunk]:
-    """The export's rows as chunks holding `columns` (absent ones blank). `reader`:
-    "arrow" (CSV; raises ReadAgain where only the standard library reads it right) or
-    "stdlib"."""
+def read_chunks(
+    path: Path, columns: tuple[str, ...], *, reader: str = "arrow", translate=None
+) -> Iterator[Chunk]:
+    """The export's rows as chunks holding `columns` (absent ones blank; a CSV's header
+    names are matched stripped). `reader`: "arrow" (CSV; raises ReadAgain where only the
+    standard library reads it right) or "stdlib". `translate`: a JSON record into
+    `columns`, as text."""
     if is_json_lines(path):
-        yield from _json_chunks(path, columns)
+        yield from _json_chunks(path, columns, translate)
     elif reader == "arrow":
         yield from _arrow_chunks(path, columns)
     else:
@@ -144,7 +147,11 @@ def _arrow_chunks(path: Path, columns: tuple[str, ...]) -> Iterator[Chunk]:
             raise ReadAgain
         n = batch.num_rows
         cells = {}
-        by_name = dict(zip(names, batch.columns, strict=True))
+        by_name = {
+            name.strip(): values
+            for name, values in zip(names, batch.columns, strict=True)
+            if name.strip()
+        }
         for column in columns:
             values = by_name.get(column)
             cells[column] = _strip(values) if values is not None else _blank(n)
@@ -204,7 +211,7 @@ def _stdlib_chunks(path: Path, columns: tuple[str, ...]) -> Iterator[Chunk]:
         except UnicodeDecodeError:
             yield Chunk(np.zeros(0, np.int64), {c: _blank(0) for c in columns}, [(1, _NOT_UTF8)])
             return
-        position = {name: i for i, name in enumerate(names) if name}
+        position = {name.strip(): i for i, name in enumerate(names) if name.strip()}
         wanted = [(column, position.get(column)) for column in columns]
         while True:
             lines: list[int] = []
@@ -241,8 +248,9 @@ _NOT_UTF8 = "không đọc được: tệp phải là văn bản UTF-8"
 # -------------------------------------------------------------------- JSON lines
 
 
-def _json_chunks(path: Path, columns: tuple[str, ...]) -> Iterator[Chunk]:
-    """One JSON object per line; a value is its text (None blank), not stripped."""
+def _json_chunks(path: Path, columns: tuple[str, ...], translate=None) -> Iterator[Chunk]:
+    """One JSON object per line; a value is its text (None blank), or what `translate`
+    makes of the record."""
     with path.open(encoding="utf-8") as handle:
         number = 0
         ended = False
@@ -266,7 +274,7 @@ def _json_chunks(path: Path, columns: tuple[str, ...]) -> Iterator[Chunk]:
                         problems.append((number, "mỗi dòng phải là một đối tượng JSON"))
                         continue
                     lines.append(number)
-                    records.append(record)
+                    records.append(translate(record) if translate else record)
                 ended = read < CHUNK_ROWS
             except UnicodeDecodeError:
                 problems.append((number + 1, _NOT_UTF8))

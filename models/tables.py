@@ -89,6 +89,9 @@ class Event(SQLModel, table=True):
     occurred_on: date
     document: str = Field(default="", max_length=200)
     description: str = ""
+    # The function (lĩnh vực) the event's work belongs to, e.g. "bao-tro-xa-hoi": its
+    # items follow that function if it moves to another agency (plans/agencies.yaml).
+    function_code: str | None = Field(default=None, max_length=64)
     recorded_at: datetime
     recorded_by: str = Field(default="system", max_length=64)
 
@@ -195,9 +198,14 @@ class Procedure(SQLModel, table=True):
 class Dossier(SQLModel, table=True):
     """One dossier (hồ sơ TTHC) of the one-stop system, times in local time (naive).
 
-    `legal_due` is the appointment the law sets (restarted by a supplement); `due` is
-    the one the citizen was last given (the apology's new date, if any). KPIs compare
-    with `legal_due`: an apology does not make a late dossier on time.
+    `regime` is the one-stop rule set in force on its receipt date (deadlines/one_stop.yaml),
+    kept for the dossier's whole life. `first_due` is the legal due date counted from
+    receipt, `legal_due` the one after the last supplement (the limit restarts): the legal
+    clock reads the first until a supplement is requested, and never runs while the citizen
+    is asked for one. `due` is the date the citizen was last given (the apology's new date,
+    if any): an apology does not make a late dossier on time. `due_766` is the appointment
+    the portal's on-time indicator measures against, the citizen's wait added back.
+    `state` is the dossier's state as its last export showed it (deadlines.dossier.STATES).
     """
 
     __table_args__ = (
@@ -228,3 +236,14 @@ class Dossier(SQLModel, table=True):
     legal_due: datetime = Field(sa_column=Column(DateTime, nullable=False))
     due: datetime = Field(sa_column=Column(DateTime, nullable=False))
     imported_at: datetime = Field(sa_column=Column(DateTime, nullable=False))
+    supplement_requests: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    closed_at: datetime | None = Field(default=None, sa_column=Column(DateTime))
+    appointment_at: datetime | None = Field(default=None, sa_column=Column(DateTime))
+    regime: str = Field(default="", max_length=16, sa_column_kwargs={"server_default": ""})
+    first_due: datetime | None = Field(default=None, sa_column=Column(DateTime))
+    due_766: datetime | None = Field(default=None, sa_column=Column(DateTime))
+    apology_timely: bool | None = None
+    reschedules: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    state: str = Field(
+        default="received", max_length=24, sa_column_kwargs={"server_default": "received"}
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -85,7 +86,8 @@ def test_plan_check_prints_each_obligation_with_its_rule_and_due_dates():
     assert "43 nhiệm vụ" in out
     monthly = next(line for line in out.splitlines() if line.startswith("X.2 "))
     assert "Báo cáo công tác cải cách TTHC hằng tháng" in monthly
-    assert "recurring" in monthly and "22/01/2025" in monthly and "22/12/2025" in monthly
+    # The plan took effect on 24/2/2025: March's report is the first one owed.
+    assert "recurring" in monthly and "21/03/2025" in monthly and "22/12/2025" in monthly
     first = next(line for line in out.splitlines() if line.startswith("I.4 "))
     assert "fixed" in first and "04/03/2025" in first
     ongoing = next(line for line in out.splitlines() if line.startswith("II.6 "))
@@ -116,3 +118,121 @@ def test_plan_check_of_a_missing_file(tmp_path):
     assert result.returncode == 1
     assert "không tìm thấy tệp" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_plan_check_lists_no_date_before_the_plan_took_effect():
+    result = run("plan", "check", "--json", str(SHIPPED_PLAN))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["effective"] == "2025-02-24"
+    dates = [d for row in report["obligations"] for d in row["dates"]]
+    assert dates and min(dates) >= "2025-02-24"
+    text = run("plan", "check", str(SHIPPED_PLAN)).stdout
+    found = re.findall(r"\b(\d{2})/(\d{2})/2025\b", text)
+    early = [f"{d}/{m}" for d, m in found if (int(m), int(d)) < (2, 24)]
+    assert early == [], early
+
+
+def test_plan_check_shows_who_leads_before_and_after_the_district_level_ends():
+    out = run("plan", "check", str(SHIPPED_PLAN)).stdout
+    x2 = block_of(out, "X.2")
+    assert "Chủ trì từ 24/02/2025: Các Sở, ban, ngành cấp tỉnh (20); UBND cấp huyện (20)" in x2
+    assert "Chủ trì từ 01/03/2025: Các Sở, ban, ngành cấp tỉnh (14); UBND cấp huyện (20)" in x2
+    assert (
+        "Chủ trì từ 01/07/2025: Các Sở, ban, ngành cấp tỉnh (14); UBND cấp huyện → UBND cấp xã "
+        "(130)" in x2
+    )
+    assert "Chưa xác nhận — kế thừa nhóm GRP-UBND-HUYEN → GRP-UBND-XA: successors" in x2
+    # A function's move shows where the coordinators' share went.
+    vii2 = block_of(out, "VII.2")
+    assert (
+        "Phối hợp từ 01/03/2025: Sở Nội vụ tỉnh Nghệ An; Sở Thông tin và Truyền thông tỉnh "
+        "Nghệ An → Sở Văn hóa, Thể thao và Du lịch tỉnh Nghệ An" in vii2
+    )
+    # The duty written twice, and the rows still on the last-working-day default.
+    assert "Cùng một nhiệm vụ với V.7: không tạo việc riêng." in block_of(out, "B.III.2.b.4")
+    tail = out[out.index("Nhiệm vụ còn dùng mặc định") :]
+    assert "  V.7 (hằng tháng)" in tail and "  X.1 (hằng quý)" in tail
+    assert "X.2" not in tail  # its own phrase names its day
+    assert "Số liệu kỳ quý: từ ngày 15 tháng trước kỳ đến ngày 14 tháng cuối kỳ" in block_of(
+        out, "X.1"
+    )
+
+
+def test_plan_check_on_a_day_lists_who_owes_each_obligation():
+    report = json.loads(
+        run("plan", "check", "--json", "--on", "2025-08-01", str(SHIPPED_PLAN)).stdout
+    )
+    rows = {row["number"]: row for row in report["obligations"]}
+    owners = rows["X.2"]["owners_on"]
+    assert sum(code.startswith("XA-") for code in owners) == 130
+    assert not any(code.startswith(("HUYEN-", "TP-", "TX-")) for code in owners)
+    assert "SO-KHCN" in owners and "SO-TTTT" not in owners
+    assert rows["V.6"]["owners_on"] == ["SO-KHCN"]
+    first = rows["X.2"]["owners"]
+    assert [change["from"] for change in first] == ["2025-02-24", "2025-03-01", "2025-07-01"]
+
+
+def test_a_regimes_sending_day_moves_the_quarterly_report(tmp_path):
+    # Once the province's reporting regime is known, "Hàng quý" means its sending day.
+    text = SHIPPED_PLAN.read_text(encoding="utf-8")
+    marker = "    source: Nghị định 09/2019/NĐ-CP ngày 24/01/2019 của Chính phủ, Điều 12 khoản 2\n"
+    confirmed = text.replace(
+        marker, marker + "    send_by: 18\n    send_source: Công văn 667/UBND-KSTT (ví dụ)\n"
+    )
+    plan = tmp_path / "ke-hoach.yaml"
+    plan.write_text(confirmed, encoding="utf-8")
+    report = json.loads(run("plan", "check", "--json", str(plan)).stdout)
+    x1 = next(row for row in report["obligations"] if row["number"] == "X.1")
+    assert x1["dates"] == ["2025-03-18", "2025-06-18", "2025-09-18", "2025-12-18"]
+    assert x1["default_due"] == [] and "X.1" not in report["default_due"]
+    # A sending day on or before the cut-off is refused, with the rule's source.
+    early = plan.read_text(encoding="utf-8").replace("send_by: 18", "send_by: 14")
+    plan.write_text(early, encoding="utf-8")
+    result = run("plan", "check", str(plan))
+    assert result.returncode == 1
+    assert "ngày gửi 14 phải sau ngày chốt số liệu 14 (Nghị định 09/2019/NĐ-CP, Điều 8" in (
+        result.stderr
+    )
+
+
+def test_same_as_must_name_the_same_duty(tmp_path):
+    text = SHIPPED_PLAN.read_text(encoding="utf-8").replace("same_as: V.7", "same_as: X.2")
+    plan = tmp_path / "ke-hoach.yaml"
+    plan.write_text(text, encoding="utf-8")
+    line = text.splitlines().index("    same_as: X.2") + 1
+    result = run("plan", "check", str(plan))
+    assert result.returncode == 1
+    assert f"{plan}, dòng {line}: nhiệm vụ B.III.2.b.4: 'same_as' X.2 nhưng thời hạn khác" in (
+        result.stderr
+    )
+    assert "cơ quan chủ trì khác (VP-UBND ≠ GRP-SO-NGANH, GRP-UBND-HUYEN)" in result.stderr
+
+
+def test_agencies_on_a_day_say_what_each_one_leads():
+    rows = json.loads(run("agencies", "--json", "--on", "2025-08-01").stdout)
+    by_code = {row["code"]: row for row in rows}
+    assert "HUYEN-NAM-DAN" not in by_code
+    # A commune leads what the district level led (the reports, the self-inspection…).
+    assert {"X.1", "X.2", "IX.2", "III.1"} <= set(by_code["XA-17935"]["obligations"])
+    assert "V.6" in by_code["SO-KHCN"]["obligations"]
+    assert "V.7" in by_code["VP-UBND"]["obligations"]
+    assert "B.III.2.b.4" not in by_code["VP-UBND"]["obligations"]
+    table = run("agencies", "--on", "2025-08-01", "--kind", "commune").stdout
+    line = next(row for row in table.splitlines() if row.startswith("XA-17935 "))
+    assert "IX.2, X.1, X.2" in line
+    every = {row["code"]: row for row in json.loads(run("agencies", "--json").stdout)}
+    assert len(every["HUYEN-NAM-DAN"]["successors"]) == 5
+    assert every["HUYEN-NAM-DAN"]["successor"] is None
+    assert every["SO-LDTBXH"]["functions"][0]["successors"] == ["SO-YT"]
+
+
+def block_of(out: str, number: str) -> str:
+    """The lines `plan check` prints for one obligation."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{number} "))
+    end = next(
+        (i for i in range(start + 1, len(lines)) if lines[i] and not lines[i].startswith(" ")),
+        len(lines),
+    )
+    return "\n".join(lines[start:end])

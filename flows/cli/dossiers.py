@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
+from datetime import time as clock
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from sqlalchemy import select
 
-from deadlines.dossier import explain_due
-from flows.cli.calendar import fail
+from deadlines.datafile import DataFileError
+from deadlines.dossier import STATE_VI, DossierRecord, explain_dossier, when
+from deadlines.export_columns import ColumnMapping
+from flows.cli.calendar import fail, parse_day
 from flows.cli.engine import open_context, user_errors
-from flows.dossiers import INDICATORS, KPI_KEYS, kpis, month_bounds
+from flows.dossiers import (
+    COUNTS,
+    INDICATORS,
+    KPI_KEYS,
+    appointments_beyond_law,
+    kpis,
+    month_bounds,
+)
 from models.db import session_scope
 from models.dossier_import import ImportRefused, import_dossiers, import_procedures
 from models.tables import Dossier, Procedure
@@ -44,13 +55,29 @@ def procedures_import(file: Path) -> None:
 
 
 @dossiers_app.command("import")
-def dossiers_import(file: Path) -> None:
+def dossiers_import(
+    file: Path,
+    columns: Annotated[
+        Path | None,
+        typer.Option(
+            "--columns",
+            help="Tệp ánh xạ tên cột (YAML), ví dụ plans/columns-dvcqg.yaml cho dữ liệu "
+            "đồng bộ của Cổng Dịch vụ công quốc gia.",
+        ),
+    ] = None,
+) -> None:
     """Nhập tệp xuất của hệ thống một cửa (CSV hoặc JSON lines); cả tệp hoặc không gì cả."""
+    mapping = None
+    if columns is not None:
+        try:
+            mapping = ColumnMapping.load(columns)
+        except DataFileError as exc:
+            raise fail(f"Tệp ánh xạ cột không hợp lệ; không nhập hồ sơ nào:\n{exc}") from None
     ctx = open_context()
     began = time.perf_counter()
     try:
         with user_errors():
-            report = import_dossiers(ctx.db, file, ctx.cal, ctx.one_stop)
+            report = import_dossiers(ctx.db, file, ctx.cal, ctx.one_stop, columns=mapping)
     except ImportRefused as exc:
         raise _refused(exc) from None
     seconds = time.perf_counter() - began
@@ -60,9 +87,39 @@ def dossiers_import(file: Path) -> None:
     )
 
 
+def dossier_record(dossier: Dossier, procedure: Procedure) -> DossierRecord:
+    """A stored dossier as the explanation reads it."""
+    return DossierRecord(
+        id=dossier.id,
+        regime=dossier.regime,
+        received=dossier.received_at,
+        limit_value=procedure.limit_value,
+        limit_unit=procedure.limit_unit,
+        first_due=dossier.first_due or dossier.legal_due,
+        legal_due=dossier.legal_due,
+        due_766=dossier.due_766 or dossier.legal_due,
+        requested=dossier.supplement_requested_at,
+        supplied=dossier.supplement_received_at,
+        requests=dossier.supplement_requests,
+        completed=dossier.completed_at,
+        closed=dossier.closed_at,
+        apology_at=dossier.apology_at,
+        apology_new_due=dossier.apology_new_due,
+        apology_timely=dossier.apology_timely,
+        appointment=dossier.appointment_at,
+    )
+
+
 @dossiers_app.command("explain")
-def dossiers_explain(dossier_id: str) -> None:
-    """Vì sao hồ sơ có hạn như vậy: tiếp nhận, bổ sung, ngày nghỉ, xin lỗi."""
+def dossiers_explain(
+    dossier_id: str,
+    on: Annotated[
+        str | None,
+        typer.Option("--on", help="Xét đến đầu ngày này (YYYY-MM-DD); mặc định: bây giờ."),
+    ] = None,
+) -> None:
+    """Vì sao hồ sơ có hạn như vậy: quy định áp dụng, tiếp nhận, bổ sung, xin lỗi, hai đồng hồ."""
+    now = datetime.combine(parse_day(on), clock()) if on else datetime.now().replace(microsecond=0)
     ctx = open_context()
     with session_scope(ctx.db) as session:
         row = session.execute(
@@ -74,19 +131,55 @@ def dossiers_explain(dossier_id: str) -> None:
         raise fail(f"Không có hồ sơ '{dossier_id}'.")
     dossier, procedure = row
     typer.echo(f"Hồ sơ {dossier.id}: {procedure.name} — {ctx.agency_name(dossier.agency_code)}")
-    for line in explain_due(
-        ctx.cal,
-        ctx.one_stop,
-        dossier.received_at,
-        dossier.supplement_received_at,
-        procedure.limit_value,
-        procedure.limit_unit,
-        dossier.apology_new_due,
-    ):
+    typer.echo(f"  Trạng thái theo tệp nhập: {STATE_VI.get(dossier.state, dossier.state)}.")
+    with user_errors():
+        lines = explain_dossier(ctx.cal, ctx.one_stop, dossier_record(dossier, procedure), now)
+    for line in lines:
         typer.echo(f"  {line}")
-    if dossier.completed_at is not None:
-        state = "đúng hạn" if dossier.completed_at <= dossier.legal_due else "trễ hạn"
-        typer.echo(f"  Hoàn thành {dossier.completed_at:%H:%M %d/%m/%Y}: {state}.")
+
+
+def _for_month(month: str, agency: str | None, read):
+    """Check the month and the agency a person asked for, then `read(ctx, session)`."""
+    try:
+        month_bounds(month)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    ctx = open_context()
+    with user_errors():
+        if agency is not None:
+            ctx.agency(agency)
+        with session_scope(ctx.db) as session:
+            return ctx, read(ctx, session)
+
+
+@dossiers_app.command("audit")
+def dossiers_audit(
+    month: Annotated[str, typer.Option("--month", help="Tháng tiếp nhận (YYYY-MM).")],
+    agency: Annotated[str | None, typer.Option("--agency", help="Mã cơ quan.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="In JSON.")] = False,
+) -> None:
+    """Kiểm tra phiếu hẹn: hồ sơ tiếp nhận trong tháng có ngày hẹn trả muộn hơn hạn luật định."""
+    ctx, found = _for_month(
+        month, agency, lambda ctx, session: appointments_beyond_law(session, ctx.cal, month, agency)
+    )
+    if as_json:
+        typer.echo(json.dumps([f.as_json() for f in found], ensure_ascii=False))
+        return
+    scope = f" — {ctx.agency_name(agency)}" if agency else ""
+    typer.echo(
+        f"Phiếu hẹn muộn hơn hạn luật định, hồ sơ tiếp nhận tháng {month}{scope}: {len(found)}"
+    )
+    for f in found:
+        typer.echo(
+            f"  {f.dossier_id} ({ctx.agency_name(f.agency_code)}, thủ tục {f.procedure_code}): "
+            f"tiếp nhận {f.received_at:%H:%M %d/%m/%Y}, hẹn {when(f.appointment_at)}, "
+            f"hạn luật định {when(f.legal_due)} (muộn {f.working_days_late} ngày làm việc)"
+            + (f"; cán bộ {f.handler}" if f.handler else "")
+        )
+    if not found:
+        typer.echo(
+            "  Không có phiếu hẹn nào muộn hơn hạn luật định (chỉ xét hồ sơ có appointment_at)."
+        )
 
 
 @dossiers_app.command("sample")
@@ -121,16 +214,9 @@ def kpi(
     """Chỉ số một cửa của tháng theo cơ quan (Quyết định 766/QĐ-TTg), so với chỉ tiêu.
 
     Một ô có dấu * là chưa đạt chỉ tiêu của kế hoạch (mục V)."""
-    try:
-        month_bounds(month)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-    ctx = open_context()
-    with user_errors():
-        if agency is not None:
-            ctx.agency(agency)
-        with session_scope(ctx.db) as session:
-            rows = kpis(session, month, agency)
+    ctx, rows = _for_month(
+        month, agency, lambda ctx, session: kpis(session, month, agency, rules=ctx.one_stop)
+    )
     if as_json:
         typer.echo(json.dumps([{k: r[k] for k in KPI_KEYS} for r in rows], ensure_ascii=False))
         return
@@ -138,23 +224,31 @@ def kpi(
     typer.echo(f"Chỉ số một cửa tháng {month} ({len(rows)} cơ quan)")
     typer.echo(
         f"{'Cơ quan':40} {'Hồ sơ':>7}"
-        + "".join(f" {label:>13}" for label, _ in INDICATORS.values())
+        + "".join(f" {label:>14}" for label, _ in INDICATORS.values())
+        + "".join(f" {label:>14}" for label in COUNTS.values())
     )
     for row in rows:
         cells = []
         for key, (_, target_code) in INDICATORS.items():
             value, target = row[key], targets.get(target_code)
             if value is None:
-                cells.append(f" {'—':>13}")
+                cells.append(f" {'—':>14}")
                 continue
             missed = "*" if target is not None and not target.is_met(value) else " "
-            cells.append(f" {value:>12.1%}{missed}")
+            cells.append(f" {value:>13.1%}{missed}")
+        cells += [f" {row[key]:>14}" for key in COUNTS]
         name = ctx.agency_name(row["agency"])[:40]
         typer.echo(f"{name:40} {row['dossiers']:>7}" + "".join(cells))
-    shown = [targets[code] for _, code in INDICATORS.values() if code in targets]
+    shown = {code: targets[code] for _, code in INDICATORS.values() if code in targets}
     typer.echo(
         "Chỉ tiêu (QĐ 384/QĐ-UBND): "
-        + "; ".join(f"{t.label} {t.comparison} {t.value:.0%}" for t in shown)
+        + "; ".join(f"{t.label} {t.comparison} {t.value:.0%}" for t in shown.values())
+    )
+    typer.echo(
+        "Đúng hạn: theo hạn luật định (tính lại từ đầu khi nhận đủ bổ sung). Đúng hạn (766): "
+        f"theo cách chấm của Cổng Dịch vụ công quốc gia ({ctx.one_stop.indicator.fact.cite()}). "
+        "Trực tuyến: trên số hồ sơ tiếp nhận trong tháng. Xin lỗi/trễ: hồ sơ trễ hạn có "
+        "phiếu xin lỗi kịp thời."
     )
 
 

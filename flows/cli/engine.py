@@ -6,6 +6,7 @@ Vietnamese message on stderr and exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import json
 import time
 from contextlib import contextmanager
 from datetime import date
@@ -76,11 +77,13 @@ def print_sweep(ctx: EngineContext, result: SweepResult) -> None:
         typer.echo("  Cơ quan có việc quá hạn nhiều nhất:")
         for _, name, count in result.overdue_by_agency[:5]:
             typer.echo(f"    - {name}: {count}")
-    if result.dossiers and (result.dossiers.reminders or result.dossiers.late_without_apology):
-        alerts = result.dossiers
+    alerts = result.dossiers
+    if alerts and (alerts.reminders or alerts.late_without_apology or alerts.awaiting_supplement):
         typer.echo(
             f"  Hồ sơ TTHC đến hạn ngày làm việc tới: {sum(alerts.reminders.values())}; "
-            f"có nguy cơ trễ hạn chưa xin lỗi: {sum(alerts.at_risk.values())}"
+            f"có nguy cơ trễ hạn chưa xin lỗi: {sum(alerts.at_risk.values())}; "
+            f"chờ công dân bổ sung (không tính trễ hạn): "
+            f"{sum(alerts.awaiting_supplement.values())}"
         )
         late = sorted(alerts.late_without_apology.items(), key=lambda kv: (-kv[1], kv[0]))
         if late:
@@ -135,6 +138,22 @@ def simulate(
         if summary["by_status"].get(status):
             typer.echo(f"    - {labels[status]}: {summary['by_status'][status]}")
     typer.echo(f"  Việc quá hạn chưa hoàn thành tại {end:%d/%m/%Y}: {summary['overdue']}")
+    typer.echo("  Việc theo nửa năm (theo hạn) và cấp chính quyền:")
+    short = {
+        ItemStatus.DONE: "đúng hạn",
+        ItemStatus.DONE_LATE: "trễ hạn",
+        ItemStatus.OPEN: "đang mở",
+        ItemStatus.WAIVED: "miễn",
+        ItemStatus.CANCELLED: "hủy/chuyển giao",
+    }
+    for period, title in ((1, "6 tháng đầu năm"), (2, "6 tháng cuối năm")):
+        parts = []
+        for level, name in LEVEL_NAMES.items():
+            counts = summary["by_half"][period].get(level, {})
+            detail = ", ".join(f"{short[s]} {counts[s]}" for s in ItemStatus.ALL if counts.get(s))
+            total = sum(counts.values())
+            parts.append(f"{name} {total}" + (f" ({detail})" if detail else ""))
+        typer.echo(f"    - {title}: " + "; ".join(parts))
     typer.echo("  Bậc đôn đốc đã đạt trong năm:")
     for step in ctx.ladder.steps:
         typer.echo(f"    - {step.name}: {summary['steps'].get(step.code, 0)}")
@@ -146,6 +165,9 @@ def simulate(
         typer.echo(f"  {report.summary()}")
 
 
+LEVEL_NAMES = {"province": "cấp tỉnh", "district": "cấp huyện", "commune": "cấp xã"}
+
+
 def items(
     agency: Annotated[str | None, typer.Option("--agency", help="Mã cơ quan.")] = None,
     status: Annotated[
@@ -153,6 +175,9 @@ def items(
         typer.Option("--status", help="open | overdue | done | done_late | waived | cancelled"),
     ] = None,
     date_: DateOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="In ra JSON (danh sách đối tượng) thay cho bảng.")
+    ] = False,
 ) -> None:
     """Danh sách việc, lọc theo cơ quan và trạng thái (overdue = mở và đã quá hạn)."""
     today = parse_day(date_) if date_ else date.today()
@@ -170,6 +195,10 @@ def items(
             DeadlineItem.agency_code,
             DeadlineItem.due,
             DeadlineItem.status,
+            DeadlineItem.period_key,
+            DeadlineItem.original_agency_code,
+            DeadlineItem.completed_on,
+            DeadlineItem.evidence,
         ).join(Obligation, Obligation.id == DeadlineItem.obligation_id)
         if agency is not None:
             query = query.where(DeadlineItem.agency_code == agency)
@@ -178,14 +207,44 @@ def items(
         elif status is not None:
             query = query.where(DeadlineItem.status == status)
         with session_scope(ctx.db) as session:
-            rows = session.execute(query.order_by(DeadlineItem.due, Obligation.number)).all()
+            rows = session.execute(
+                query.order_by(DeadlineItem.due, Obligation.number, DeadlineItem.agency_code)
+            ).all()
+    if as_json:
+        out = []
+        for row in rows:
+            is_open = row.status == ItemStatus.OPEN
+            out.append(
+                {
+                    "id": row.id,
+                    "number": row.number,
+                    "title": row.title,
+                    "agency": row.agency_code,
+                    "agency_name": ctx.agency_name(row.agency_code),
+                    "original_agency": row.original_agency_code,
+                    "period": row.period_key,
+                    "due": row.due.isoformat(),
+                    "status": row.status,
+                    "overdue": is_open and row.due < today,
+                    "working_days_left": (
+                        working_days_left(ctx.cal, row.due, today) if is_open else None
+                    ),
+                    "completed_on": row.completed_on.isoformat() if row.completed_on else None,
+                    "evidence": row.evidence,
+                }
+            )
+        typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        return
     typer.echo(f"{'Số':>6}  {'Mục':8}  {'Hạn':10}  {'Trạng thái':24}  {'Cơ quan':12}  Nhiệm vụ")
-    for item_id, number, title, code, due, item_status in rows:
-        state = item_status
-        if item_status == ItemStatus.OPEN:
-            left = working_days_left(ctx.cal, due, today)
+    for row in rows:
+        state = row.status
+        if row.status == ItemStatus.OPEN:
+            left = working_days_left(ctx.cal, row.due, today)
             state = f"quá hạn {-left} ngày LV" if left < 0 else f"mở, còn {left} ngày LV"
-        typer.echo(f"{item_id:>6}  {number:8}  {due:%d/%m/%Y}  {state:24}  {code:12}  {title}")
+        typer.echo(
+            f"{row.id:>6}  {row.number:8}  {row.due:%d/%m/%Y}  {state:24}  "
+            f"{row.agency_code:12}  {row.title}"
+        )
     typer.echo(f"Tổng: {len(rows)} việc.")
 
 
@@ -208,12 +267,22 @@ def event_record(
     on: Annotated[str, typer.Option("--on", help="Ngày xảy ra (YYYY-MM-DD).")],
     document: Annotated[str, typer.Option("--document", help="Số văn bản.")] = "",
     description: Annotated[str, typer.Option("--description")] = "",
+    function: Annotated[
+        str | None,
+        typer.Option(
+            "--function",
+            help="Lĩnh vực của việc (ví dụ bao-tro-xa-hoi): việc đi theo lĩnh vực khi lĩnh vực "
+            "chuyển sang cơ quan khác (plans/agencies.yaml, mục functions).",
+        ),
+    ] = None,
 ) -> None:
     """Ghi nhận một sự kiện và tạo các việc có hạn tính từ ngày đó."""
     occurred = parse_day(on, "--on")
     ctx = open_context()
     with user_errors():
-        result = record_event(ctx, event, agency, occurred, document, description, actor="cli")
+        result = record_event(
+            ctx, event, agency, occurred, document, description, actor="cli", function=function
+        )
         with session_scope(ctx.db) as session:
             rows = session.execute(
                 select(DeadlineItem.id, DeadlineItem.agency_code, DeadlineItem.due).where(

@@ -12,7 +12,15 @@ import typer
 from deadlines.agencies import Agency, AgencyKind, Registry, load_registry
 from deadlines.calendar import CalendarError, WorkCalendar
 from deadlines.datafile import DataFileError
-from deadlines.plan import Obligation, Plan, load_plan
+from deadlines.owners import (
+    OwnerShare,
+    default_due_rows,
+    owner_changes,
+    owners_on,
+    unconfirmed_facts,
+)
+from deadlines.plan import Obligation, Plan, ReportPeriod, load_plan, rule_parts
+from deadlines.rules import FREQ_VI, PERIOD_VI, Recurring
 from flows.cli.calendar import OverridesOption, fail, load_calendar, parse_day
 
 plan_app = typer.Typer(help="Kế hoạch (danh mục nhiệm vụ có thời hạn): kiểm tra tệp kế hoạch.")
@@ -48,18 +56,59 @@ def _active(agency: Agency) -> str:
     return f"{start} – {end}"
 
 
+PlanOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--plan",
+        help="Tệp kế hoạch (YAML) để biết cơ quan chủ trì những nhiệm vụ nào vào ngày --on. "
+        "Mặc định: kế hoạch đi kèm (plans/nghe-an-2025.yaml).",
+    ),
+]
+
+
+def _load_plan(path: Path | None, registry: Registry) -> Plan:
+    try:
+        return load_plan(path, registry)
+    except DataFileError as exc:
+        count = len(exc.problems)
+        raise fail(f"Tệp kế hoạch không hợp lệ ({count} lỗi):\n{exc}", code=1) from None
+
+
+def _iso(d: date | None) -> str | None:
+    return d.isoformat() if d else None
+
+
 def _agency_row(agency: Agency) -> dict:
     return {
         "code": agency.code,
         "name": agency.name,
         "kind": agency.kind.value,
         "groups": list(agency.groups),
-        "active_from": agency.active_from.isoformat() if agency.active_from else None,
-        "active_to": agency.active_to.isoformat() if agency.active_to else None,
+        "active_from": _iso(agency.active_from),
+        "active_to": _iso(agency.active_to),
         "successor": agency.successor,
-        "successor_from": agency.successor_from.isoformat() if agency.successor_from else None,
+        "successors": list(agency.successors),
+        "successor_from": _iso(agency.successor_from),
+        "functions": [
+            {
+                "code": f.code,
+                "label": f.label,
+                "successors": list(f.successors),
+                "effective": f.effective.isoformat(),
+            }
+            for f in agency.functions
+        ],
         "email": agency.email,
     }
+
+
+def _successors_text(registry: Registry, agency: Agency) -> str:
+    if not agency.successors:
+        return ""
+    when = f"từ {_vn(agency.successor_from)}"
+    if len(agency.successors) == 1:
+        return f"{agency.successors[0]} ({when})"
+    return f"{len(agency.successors)} cơ quan ({when})"
 
 
 def agencies(
@@ -68,12 +117,18 @@ def agencies(
     ] = False,
     on: Annotated[
         str | None,
-        typer.Option("--on", metavar="YYYY-MM-DD", help="Chỉ các cơ quan hoạt động vào ngày này."),
+        typer.Option(
+            "--on",
+            metavar="YYYY-MM-DD",
+            help="Chỉ các cơ quan hoạt động vào ngày này, kèm các nhiệm vụ mỗi cơ quan chủ trì "
+            "ngày đó.",
+        ),
     ] = None,
     kind: Annotated[
         AgencyKind | None, typer.Option("--kind", help="Chỉ các cơ quan thuộc loại này.")
     ] = None,
     registry_path: RegistryOption = None,
+    plan_path: PlanOption = None,
 ) -> None:
     """Danh bạ cơ quan: mã, tên, loại, nhóm, thời gian hoạt động, cơ quan kế thừa."""
     day = parse_day(on, "Ngày --on") if on is not None else None
@@ -81,23 +136,37 @@ def agencies(
     rows = registry.active_on(day) if day else tuple(registry.agencies.values())
     if kind is not None:
         rows = tuple(a for a in rows if a.kind is kind)
+    owed: dict[str, list[str]] = {}
+    if day is not None:
+        plan = _load_plan(plan_path, registry)
+        for ob in plan.obligations:
+            if plan.owes_items(ob):
+                for agency in owners_on(plan, registry, ob, day):
+                    owed.setdefault(agency.code, []).append(ob.number)
 
     if as_json:
-        typer.echo(json.dumps([_agency_row(a) for a in rows], ensure_ascii=False, indent=2))
+        out = [_agency_row(a) for a in rows]
+        if day is not None:
+            for row in out:
+                row["obligations"] = owed.get(row["code"], [])
+        typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
 
+    header = ("Mã", "Tên", "Loại", "Hoạt động", "Kế thừa bởi", "Nhóm")
     table = [
         (
             a.code,
             a.name,
             a.kind.value,
             _active(a),
-            f"{a.successor} (từ {_vn(a.successor_from)})" if a.successor else "",
+            _successors_text(registry, a),
             ", ".join(a.groups),
         )
         for a in rows
     ]
-    header = ("Mã", "Tên", "Loại", "Hoạt động", "Kế thừa bởi", "Nhóm")
+    if day is not None:
+        header = (*header[:-1], "Nhiệm vụ chủ trì")
+        table = [(*row[:-1], ", ".join(owed.get(row[0], [])) or "—") for row in table]
     widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header) - 1)]
     where = f" hoạt động ngày {_vn(day)}" if day else ""
     typer.echo(f"Danh bạ cơ quan ({registry.path}): {len(table)} cơ quan{where}")
@@ -107,16 +176,28 @@ def agencies(
         typer.echo("  ".join([*cells, row[-1]]).rstrip())
 
 
-def _due_text(obligation: Obligation, plan: Plan, cal: WorkCalendar) -> str:
+def _dates(plan: Plan, ob: Obligation, cal: WorkCalendar) -> list[date]:
     try:
-        dates = obligation.rule.due_dates(cal, year=plan.meta.year)
+        return [due for _, due in plan.occurrences(ob, cal)]
     except CalendarError as exc:
-        raise fail(f"Nhiệm vụ {obligation.number}: {exc}", code=1) from None
-    if not dates:
-        return obligation.rule.describe(cal)
+        raise fail(f"Nhiệm vụ {ob.number}: {exc}", code=1) from None
+
+
+def _dates_text(dates: list[date]) -> str:
     shown = ", ".join(_vn(d) for d in dates[:MAX_DATES_SHOWN])
     more = len(dates) - MAX_DATES_SHOWN
     return shown + (f" và {more} ngày khác" if more > 0 else "")
+
+
+def _share_text(share: OwnerShare) -> str:
+    count = len(share.agencies)
+    if share.code.startswith("GRP-"):
+        text = f"{share.label} ({count})"
+        return f"{share.label} → {', '.join(share.through)} ({count})" if share.through else text
+    if not share.through:
+        return share.label if count else f"{share.label} (chưa/không còn hoạt động)"
+    names = ", ".join(share.through) if count <= 3 else f"{count} cơ quan"
+    return f"{share.label} → {names}"
 
 
 @plan_app.command("check")
@@ -124,30 +205,143 @@ def check(
     file: Annotated[Path, typer.Argument(help="Tệp kế hoạch (YAML).")],
     registry_path: RegistryOption = None,
     overrides: OverridesOption = None,
+    on: Annotated[
+        str | None,
+        typer.Option(
+            "--on", metavar="YYYY-MM-DD", help="Chỉ in các cơ quan chủ trì từng nhiệm vụ ngày này."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="In ra JSON thay cho văn bản.")] = False,
 ) -> None:
-    """Kiểm tra một tệp kế hoạch và in từng nhiệm vụ với loại hạn và các ngày hạn trong năm."""
+    """Kiểm tra một tệp kế hoạch và in từng nhiệm vụ: quy tắc thời hạn, các ngày hạn trong năm
+    (từ ngày kế hoạch có hiệu lực), cơ quan chủ trì qua các lần sắp xếp, và các dữ kiện chưa
+    xác nhận mà nhiệm vụ dựa vào."""
+    day = parse_day(on, "Ngày --on") if on is not None else None
     registry = _registry(registry_path)
-    try:
-        plan = load_plan(file, registry)
-    except DataFileError as exc:
-        count = len(exc.problems)
-        raise fail(f"Tệp kế hoạch không hợp lệ ({count} lỗi):\n{exc}", code=1) from None
+    plan = _load_plan(file, registry)
     cal = load_calendar(overrides)
+    report = [_obligation_report(plan, registry, cal, ob, day) for ob in plan.obligations]
+    defaults = default_due_rows(plan)
+    if as_json:
+        meta = plan.meta
+        typer.echo(
+            json.dumps(
+                {
+                    "plan": meta.code,
+                    "decision": meta.decision,
+                    "effective": plan.start.isoformat(),
+                    "year": meta.year,
+                    "obligations": report,
+                    "default_due": [ob.number for ob, _ in defaults],
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return
+    _print_check(plan, registry, cal, report, defaults, day)
 
+
+def _obligation_report(plan, registry, cal, ob: Obligation, day: date | None) -> dict:
+    row = {
+        "number": ob.number,
+        "title": ob.title,
+        "timing": ob.timing,
+        "rule": ob.rule.to_dict(),
+        "rule_text": ob.rule.describe(cal),
+        "dates": [d.isoformat() for d in _dates(plan, ob, cal)],
+        "same_as": ob.same_as,
+        "function": ob.function,
+        "default_due": plan.default_due_days(ob),
+        "data_periods": {
+            part.freq: _data_period_text(plan.reporting[part.freq])
+            for part in rule_parts(ob.rule)
+            if isinstance(part, Recurring)
+            and part.freq in plan.reporting
+            and plan.reporting[part.freq].data_from is not None
+        },
+        "unconfirmed": unconfirmed_facts(plan, registry, ob),
+        "owners": [
+            {
+                "from": changed.isoformat(),
+                "lead": [
+                    {"code": s.code, "label": s.label, "agencies": [a.code for a in s.agencies]}
+                    for s in shares
+                ],
+            }
+            for changed, shares in owner_changes(plan, registry, ob)
+        ],
+    }
+    if day is not None:
+        row["owners_on"] = [a.code for a in owners_on(plan, registry, ob, day)]
+    return row
+
+
+def _data_period_text(period: ReportPeriod) -> str:
+    first = period.data_window(2000, 0)
+    assert first is not None
+    return (
+        f"từ ngày {period.data_from} tháng trước kỳ đến ngày {period.data_to} tháng cuối kỳ "
+        f"(kỳ đầu năm: {first[0]:%d/%m} năm trước – {first[1]:%d/%m}; {period.source})"
+    )
+
+
+def _print_check(plan, registry, cal, report, defaults, day) -> None:
     meta = plan.meta
     typer.echo(
         f"Kế hoạch {meta.code}: Quyết định số {meta.decision} ngày {_vn(meta.signed)} "
-        f"({meta.province}, năm {meta.year})"
+        f"({meta.province}, năm {meta.year}), hiệu lực từ {_vn(plan.start)}"
     )
     typer.echo(
         f"Tệp {plan.path} hợp lệ: {len(plan.obligations)} nhiệm vụ, "
         f"{len(plan.kpi_targets)} chỉ tiêu."
     )
+    if day is not None:
+        typer.echo(f"Cơ quan chủ trì ngày {_vn(day)}:")
     number_width = max(len(o.number) for o in plan.obligations)
     title_width = max(len(o.title) for o in plan.obligations)
     kind_width = max(len(o.rule.kind) for o in plan.obligations)
-    for o in plan.obligations:
+    indent = " " * (number_width + 2)
+    for ob, row in zip(plan.obligations, report, strict=True):
+        dates = [date.fromisoformat(d) for d in row["dates"]]
+        when = _dates_text(dates) if dates else ob.rule.describe(cal)
         typer.echo(
-            f"{o.number.ljust(number_width)}  {o.title.ljust(title_width)}  "
-            f"{o.rule.kind.ljust(kind_width)}  {_due_text(o, plan, cal)}"
+            f"{ob.number.ljust(number_width)}  {ob.title.ljust(title_width)}  "
+            f"{ob.rule.kind.ljust(kind_width)}  {when}"
         )
+        if day is not None:
+            owners = owners_on(plan, registry, ob, day)
+            names = ", ".join(a.code for a in owners[:8]) + (
+                f" và {len(owners) - 8} cơ quan khác" if len(owners) > 8 else ""
+            )
+            typer.echo(f"{indent}{len(owners)} cơ quan: {names or '—'}")
+            continue
+        if ob.same_as:
+            typer.echo(f"{indent}Cùng một nhiệm vụ với {ob.same_as}: không tạo việc riêng.")
+        if dates:
+            typer.echo(f"{indent}Quy tắc: {row['rule_text']}")
+        for changed, shares in owner_changes(plan, registry, ob):
+            text = "; ".join(_share_text(s) for s in shares)
+            typer.echo(f"{indent}Chủ trì từ {_vn(changed)}: {text}")
+        if ob.function:  # the function decides where the coordinators' share goes
+            for changed, shares in owner_changes(plan, registry, ob, "coordinating"):
+                text = "; ".join(_share_text(s) for s in shares)
+                typer.echo(f"{indent}Phối hợp từ {_vn(changed)}: {text}")
+        for freq, text in row["data_periods"].items():
+            typer.echo(f"{indent}Số liệu kỳ {PERIOD_VI[freq]}: {text}")
+        for freq in row["default_due"]:
+            typer.echo(
+                f"{indent}Mặc định: hạn {FREQ_VI[freq]} là ngày làm việc cuối cùng của kỳ "
+                "(chưa có ngày gửi báo cáo của chế độ báo cáo)"
+            )
+        for fact in row["unconfirmed"]:
+            typer.echo(f"{indent}Chưa xác nhận — {fact}")
+    if day is None and defaults:
+        typer.echo("")
+        typer.echo(
+            "Nhiệm vụ còn dùng mặc định ngày làm việc cuối cùng của kỳ, cần xác nhận ngày gửi "
+            "báo cáo (mục 'reporting', trường 'send_by'):"
+        )
+        for ob, freqs in defaults:
+            same = f", cùng nhiệm vụ với {ob.same_as}" if ob.same_as else ""
+            typer.echo(f"  {ob.number} ({', '.join(FREQ_VI[f] for f in freqs)}{same})")

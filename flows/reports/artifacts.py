@@ -168,6 +168,7 @@ def sweep_markdown(
         ("dossier_reminders", "Hồ sơ TTHC được nhắc hạn"),
         ("dossiers_at_risk", "Hồ sơ TTHC có nguy cơ trễ hạn"),
         ("dossiers_late_without_apology", "Hồ sơ trễ hạn chưa có phiếu xin lỗi"),
+        ("dossiers_awaiting_supplement", "Hồ sơ chờ công dân bổ sung (không tính trễ hạn)"),
     ):
         if counts.get(key):
             rows.append((label, counts[key]))

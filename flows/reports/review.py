@@ -19,7 +19,7 @@ from sqlalchemy import func, or_, select, update
 from deadlines.calendar import WorkCalendar
 from deadlines.plan import Obligation as PlanObligation
 from deadlines.plan import Plan
-from flows.engine import EngineContext, NewEscalation, occurrences, working_days_left
+from flows.engine import EngineContext, NewEscalation, working_days_left
 from flows.parameters import check_range, check_section, section_code
 from models.db import session_scope
 from models.store import audit_many, utcnow
@@ -43,7 +43,7 @@ def obligation_section(ob: PlanObligation) -> str:
 def obligation_dues(plan: Plan, cal: WorkCalendar, ob: PlanObligation) -> list[date]:
     """The due dates of a date-based obligation in the plan year, from the plan's start:
     the dates `engine.materialise` creates items for."""
-    return [due for _, due in occurrences(plan, cal, ob)]
+    return [due for _, due in plan.occurrences(ob, cal)]
 
 
 def state_label(
@@ -510,7 +510,7 @@ def _recompute_dated_items(ctx, number_of, rows, result: RecomputeResult, writes
             continue
         ob = ctx.plan.obligation(number_of[oid])
         if ob.number not in dues:
-            dues[ob.number] = dict(occurrences(ctx.plan, ctx.cal, ob))
+            dues[ob.number] = dict(ctx.plan.occurrences(ob, ctx.cal))
         new_due = dues[ob.number].get(key)
         rule = ob.rule.describe(ctx.cal)
         if new_due is None:

@@ -13,6 +13,7 @@ command (`dunghan scorecard`) run the same steps; only the flow publishes the ar
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -25,7 +26,14 @@ from sqlmodel import Session
 from deadlines.calendar import WorkCalendar
 from deadlines.ladder import role_address
 from deadlines.plan import KpiTarget, Plan
-from flows.dossiers import INDICATORS, kpis, late_officials, month_bounds
+from flows.dossiers import (
+    COUNTS,
+    INDICATORS,
+    appointments_beyond_law,
+    kpis,
+    late_officials,
+    month_bounds,
+)
 from flows.engine import EngineContext
 from flows.parameters import ParameterError
 from flows.reports.artifacts import artifact_key, percent
@@ -133,6 +141,7 @@ class AgencyScore:
     name: str
     dossiers: int
     rates: dict[str, float | None]
+    counts: dict[str, int] = dataclasses.field(default_factory=dict)  # COUNTS of flows.dossiers
 
     def meets(self, indicator: Indicator) -> bool | None:
         """Whether the agency reaches the target (None: no target, or no rate to judge)."""
@@ -179,6 +188,12 @@ class Scorecard:
     agencies: tuple[AgencyScore, ...]  # best on-time rate first
     trend: tuple[TrendMonth, ...]  # January to the month
     late: tuple[LateOfficial, ...]  # most late dossiers first
+    appointments_beyond_law: int = 0  # receipt slips later than the law allows (audit)
+    count_labels: dict[str, str] = dataclasses.field(default_factory=lambda: dict(COUNTS))
+
+    def total(self, key: str) -> int:
+        """A count of `COUNTS` over every agency."""
+        return sum(a.counts.get(key, 0) for a in self.agencies)
 
     @property
     def label(self) -> str:
@@ -253,9 +268,11 @@ def build_scorecard(
     trend_rows: dict[str, Sequence[dict]],
     late: Sequence[tuple[str, str, int, int]],
     made_on: date,
+    appointments: int = 0,
 ) -> Scorecard:
     """The month's scorecard from its facts: `rows` are `kpis(month)`, `trend_rows` the
-    `kpis` of each earlier month of the year, `late` is `late_officials(month)`;
+    `kpis` of each earlier month of the year, `late` is `late_officials(month)`,
+    `appointments` the number of receipt slips later than the law allows;
     `agency_name` names an agency code."""
     agencies = sorted(
         (
@@ -264,6 +281,7 @@ def build_scorecard(
                 agency_name(r["agency"]),
                 r["dossiers"],
                 {key: r[key] for key in INDICATORS},
+                {key: r.get(key, 0) for key in COUNTS},
             )
             for r in rows
         ),
@@ -286,6 +304,7 @@ def build_scorecard(
             LateOfficial(code, agency_name(code), handler or NO_HANDLER, n, without)
             for code, handler, n, without in late
         ),
+        appointments_beyond_law=appointments,
     )
 
 
@@ -461,8 +480,30 @@ def summary(card: Scorecard) -> str:
         )
     text += f". {card.late_dossiers} hồ sơ trễ hạn"
     if card.late_dossiers:
-        text += f", trong đó {card.late_without_apology} hồ sơ chưa có phiếu xin lỗi"
-    return text + "."
+        text += f", trong đó {card.late_without_apology} hồ sơ chưa có phiếu xin lỗi kịp thời"
+    text += "."
+    notes = []
+    if card.total("late_apologies"):
+        notes.append(
+            f"{card.total('late_apologies')} phiếu xin lỗi gửi muộn (không sớm hơn ngày hết hạn)"
+        )
+    if card.total("repeated_supplements"):
+        notes.append(
+            f"{card.total('repeated_supplements')} hồ sơ bị yêu cầu bổ sung quá một lần "
+            "(trái quy định chỉ yêu cầu bổ sung một lần)"
+        )
+    if card.appointments_beyond_law:
+        notes.append(
+            f"{card.appointments_beyond_law} giấy tiếp nhận hẹn trả muộn hơn hạn luật định"
+        )
+    if card.total("awaiting_supplement"):
+        notes.append(
+            f"{card.total('awaiting_supplement')} hồ sơ đang chờ tổ chức, cá nhân bổ sung "
+            "vào cuối tháng (không tính trễ hạn)"
+        )
+    if notes:
+        text += " Ngoài ra: " + "; ".join(notes) + "."
+    return text
 
 
 def scorecard_table(card: Scorecard) -> list[dict[str, object]]:
@@ -481,6 +522,8 @@ def scorecard_table(card: Scorecard) -> list[dict[str, object]]:
                 row[f"{indicator.label}: chỉ tiêu {indicator.target_text}"] = verdict(
                     agency.meets(indicator)
                 )
+        for key, label in card.count_labels.items():
+            row[label] = agency.counts.get(key, 0)
         table.append(row)
     return table
 
@@ -546,16 +589,21 @@ def scorecard_email(
 
 
 def measure(ctx: EngineContext, session: Session, month: str, today: date) -> Scorecard:
-    """Read the month's KPIs, those of the year's earlier months, and the late list."""
-    trend_rows = {each: kpis(session, each) for each in months_of_year_until(month)[:-1]}
+    """Read the month's KPIs, those of the year's earlier months, the late list and the
+    appointment-slip audit."""
+    rules = ctx.one_stop
+    trend_rows = {
+        each: kpis(session, each, rules=rules) for each in months_of_year_until(month)[:-1]
+    }
     return build_scorecard(
         month,
         ctx.plan,
         ctx.agency_name,
-        kpis(session, month),
+        kpis(session, month, rules=rules),
         trend_rows,
         late_officials(session, month),
         today,
+        len(appointments_beyond_law(session, ctx.cal, month)),
     )
 
 

@@ -96,10 +96,57 @@ def test_successor_chain_and_multi_step_resolution(registry):
     assert codes(registry.resolve("TX-CUA-LO", on=date(2025, 3, 1))) == {"TP-VINH"}
 
 
-def test_nobody_answers_for_a_district_after_1_july_or_a_department_before_it_existed(registry):
+def test_a_districts_work_passes_to_the_communes_on_its_territory_on_1_july(registry):
     assert registry.resolve("HUYEN-NAM-DAN", on=date(2025, 6, 30))[0].code == "HUYEN-NAM-DAN"
-    assert registry.resolve("HUYEN-NAM-DAN", on=date(2025, 7, 1)) == ()
+    nam_dan = registry.resolve("HUYEN-NAM-DAN", on=date(2025, 7, 1))
+    assert {a.name for a in nam_dan} == {
+        "UBND xã Nam Đàn", "UBND xã Vạn An", "UBND xã Đại Huệ", "UBND xã Thiên Nhẫn",
+        "UBND xã Kim Liên",
+    }  # fmt: skip
+    # Cửa Lò went to Vinh on 1/12/2024, Vinh to its six wards on 1/7/2025.
+    assert len(registry.resolve("TX-CUA-LO", on=date(2025, 7, 1))) == 6
+    # Every commune and ward takes over from exactly one former district.
+    heirs = [
+        c for a in registry.members("GRP-UBND-HUYEN", on=date(2025, 6, 30)) for c in a.successors
+    ]
+    assert len(heirs) == len(set(heirs)) == 130
+
+
+def test_nobody_answers_for_a_department_before_it_existed(registry):
     assert registry.resolve("SO-NNMT", on=date(2025, 2, 28)) == ()
+
+
+def test_the_district_levels_duties_pass_to_the_communes_from_1_july(registry):
+    june = registry.resolve("GRP-UBND-HUYEN", on=date(2025, 6, 30))
+    july = registry.resolve("GRP-UBND-HUYEN", on=date(2025, 7, 1))
+    assert len(june) == 20 and {a.kind for a in june} == {AgencyKind.DISTRICT}
+    assert len(july) == 130 and {a.kind for a in july} == {AgencyKind.COMMUNE, AgencyKind.WARD}
+    (succession,) = registry.group_successions
+    assert succession.successors == ("GRP-UBND-XA",) and "successors" in succession.unconfirmed
+
+
+@pytest.mark.parametrize(
+    ("agency", "function", "day", "expected"),
+    [
+        ("SO-LDTBXH", "bao-tro-xa-hoi", date(2025, 3, 3), "SO-YT"),
+        ("SO-LDTBXH", "giao-duc-nghe-nghiep", date(2025, 3, 3), "SO-GDDT"),
+        ("SO-LDTBXH", None, date(2025, 3, 3), "SO-NV"),
+        ("SO-LDTBXH", "bao-tro-xa-hoi", date(2025, 2, 26), "SO-LDTBXH"),
+        ("SO-TTTT", "bao-chi-xuat-ban", date(2025, 3, 3), "SO-VHTTDL"),
+        ("SO-TTTT", None, date(2025, 3, 3), "SO-KHCN"),
+        # A function can leave an agency that carries on.
+        ("SO-NV", "tin-nguong-ton-giao", date(2025, 3, 3), "SO-DTTG"),
+        ("SO-NV", "tin-nguong-ton-giao", date(2025, 2, 28), "SO-NV"),
+        ("SO-NV", "bao-tro-xa-hoi", date(2025, 3, 3), "SO-NV"),
+    ],
+)
+def test_work_follows_its_function_not_the_building(registry, agency, function, day, expected):
+    assert codes(registry.resolve(agency, on=day, function=function)) == {expected}
+
+
+def test_a_groups_duty_stays_with_each_member_whatever_the_function(registry):
+    members = codes(registry.resolve("GRP-SO-NGANH", date(2025, 3, 3), "tin-nguong-ton-giao"))
+    assert {"SO-NV", "SO-DTTG"} <= members
 
 
 def test_a_group_resolves_to_its_members_that_day(registry):
@@ -263,6 +310,74 @@ def test_one_bad_field(tmp_path, entry, expected):
     path = write(tmp_path, f"agencies:\n  - {entry}\n")
     problems = problems_of(path)
     assert any(expected in p.message and p.line == 2 for p in problems), problems
+
+
+def test_successions_by_list_function_and_group_are_checked(tmp_path):
+    path = write(
+        tmp_path,
+        GROUPS
+        + """\
+  - {code: GRP-B, label: Nhóm B, rule: r, source: t}
+  - {code: GRP-NGOAI, label: Ngoài, rule: r, source: t, external: true}
+group_successions:
+  - {group: GRP-A, successors: [GRP-B], effective: 2025-07-01, source: t}
+  - {group: GRP-B, successors: [GRP-A], effective: 2025-07-01, source: t}
+  - {group: GRP-A, successors: [GRP-KHONG-CO, GRP-NGOAI], source: t}
+agencies:
+  - code: HUYEN-A
+    name: A
+    kind: district
+    email: a@example.gov.vn
+    source: t
+    active_to: 2025-06-30
+    successor: [XA-1, XA-KHONG-CO, XA-1]
+    successor_from: 2025-07-01
+  - code: SO-C
+    name: C
+    kind: department
+    email: c@example.gov.vn
+    source: t
+    active_to: 2025-02-28
+    successor: XA-1
+    successor_from: 2025-03-01
+    functions:
+      - {code: Bao Tro, label: x, successor: SO-MA, source: t}
+      - {code: y-te, label: Y tế, source: t}
+  - code: SO-D
+    name: D
+    kind: department
+    email: d@example.gov.vn
+    source: t
+    functions:
+      - {code: ton-giao, label: Tôn giáo, successor: XA-1, source: t}
+  - {code: XA-1, name: X, kind: commune, email: x@example.gov.vn, source: t,
+     active_from: 2025-07-01}
+""",
+    )
+    messages = {(p.line, p.message) for p in problems_of(path)}
+    expected = [
+        (6, "vòng lặp kế thừa nhóm: GRP-A → GRP-B → GRP-A"),
+        (8, "kế thừa nhóm GRP-A: nhóm không biết 'GRP-KHONG-CO'"),
+        (8, "kế thừa nhóm GRP-A: nhóm GRP-NGOAI ở ngoài danh bạ (external), không kế thừa"),
+        (8, "kế thừa nhóm GRP-A: thiếu ngày 'effective'"),
+        (16, "cơ quan HUYEN-A: 'successor' có mã lặp lại"),
+        (16, "cơ quan HUYEN-A: cơ quan kế thừa 'XA-KHONG-CO' không có trong danh bạ"),
+        (24, "cơ quan SO-C: cơ quan kế thừa XA-1 không hoạt động vào ngày 2025-03-01"),
+        (
+            27,
+            "cơ quan SO-C, chức năng Bao Tro: mã chức năng chỉ gồm chữ thường không dấu, số và '-'",
+        ),
+        (28, "cơ quan SO-C, chức năng y-te: thiếu trường 'successor'"),
+        (
+            35,
+            "cơ quan SO-D, chức năng ton-giao: cần ngày 'effective' "
+            "(hoặc 'successor_from' của cơ quan)",
+        ),
+        (27, "cơ quan SO-C: cơ quan nhận chức năng Bao Tro 'SO-MA' không có trong danh bạ"),
+    ]
+    for problem in expected:
+        assert problem in messages, (problem, sorted(messages))
+    assert len(messages) == len(expected), sorted(messages)
 
 
 def test_divisions_must_match_the_expected_count(tmp_path):

@@ -297,3 +297,104 @@ def test_missing_metadata_is_reported(tmp_path, registry):
     messages = [p.message for p in problems_of(write(tmp_path, text + obligation("I.1")), registry)]
     assert any("'signed' phải là ngày" in m for m in messages)
     assert any("'year' phải là một năm" in m for m in messages)
+
+
+# ---------------------------------------------------------- reorganisation and regimes
+
+
+def test_the_766_duty_written_twice_is_owed_once(plan):
+    body = plan.obligation("B.III.2.b.4")
+    assert body.same_as == "V.7" and not plan.owes_items(body)
+    assert plan.owes_items(plan.obligation("V.7"))
+
+
+def test_occurrences_start_on_the_effective_date(plan, cal):
+    x2 = plan.occurrences(plan.obligation("X.2"), cal)
+    assert x2[0] == ("2025-03", date(2025, 3, 21))  # February's fell on 21/2, before 24/2
+    assert all(
+        due >= date(2025, 2, 24) for ob in plan.obligations for _, due in plan.occurrences(ob, cal)
+    )
+
+
+def test_the_reporting_regime_gives_data_periods_and_no_invented_sending_day(plan):
+    quarterly = plan.reporting["quarterly"]
+    assert quarterly.data_window(2025, 0) == (date(2024, 12, 15), date(2025, 3, 14))
+    assert quarterly.data_window(2025, 2) == (date(2025, 6, 15), date(2025, 9, 14))
+    assert plan.reporting["half_yearly"].data_window(2025, 1) == (
+        date(2025, 6, 15),
+        date(2025, 12, 14),
+    )
+    assert plan.reporting["monthly"].data_window(2025, 0) == (date(2024, 12, 15), date(2025, 1, 14))
+    assert all(p.send_by is None and p.unconfirmed for p in plan.reporting.values())
+    assert "Điều 12" in quarterly.source
+    # Without a sending day, "Hàng quý" stays on the last working day, and says so.
+    assert plan.default_due_days(plan.obligation("X.1")) == ["quarterly"]
+    assert plan.default_due_days(plan.obligation("X.2")) == []
+
+
+REGIME = """\
+reporting:
+  quarterly:
+    data_from: 15
+    data_to: 14
+    send_by: 18
+    send_source: Công văn thử
+    source: Nghị định 09/2019/NĐ-CP, Điều 12 khoản 2
+"""
+
+
+def test_a_known_sending_day_is_what_hang_quy_means(tmp_path, registry, cal):
+    text = HEADER.replace("obligations:\n", REGIME + "obligations:\n") + obligation(
+        "I.1", timing="Hàng quý"
+    )
+    plan = load_plan(write(tmp_path, text), registry=registry)
+    rule = plan.obligation("I.1").rule
+    assert rule.to_dict() == {"kind": "recurring", "freq": "quarterly", "before_day": 19}
+    assert [due for _, due in plan.occurrences(plan.obligation("I.1"), cal)] == [
+        date(2025, 3, 18), date(2025, 6, 18), date(2025, 9, 18), date(2025, 12, 18),
+    ]  # fmt: skip
+    assert plan.default_due_days(plan.obligation("I.1")) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("quarterly:", "fortnightly:"), "chế độ báo cáo 'fortnightly': kỳ không biết"),
+        (("send_by: 18", "send_by: 31"), "'send_by' phải là một ngày từ 1 đến 28"),
+        (("send_by: 18", "send_by: 12"), "ngày gửi 12 phải sau ngày chốt số liệu 14"),
+        (("    data_to: 14\n", ""), "cần cả 'data_from' và 'data_to'"),
+        (("    send_source: Công văn thử\n", ""), "thiếu trường 'send_source'"),
+        (("    source: Nghị", "    unconfirmed: [send_by]\n    source: Nghị"), "phải có 'note'"),
+    ],
+)
+def test_a_bad_reporting_regime(tmp_path, registry, change, expected):
+    text = HEADER.replace("obligations:\n", REGIME.replace(*change) + "obligations:\n")
+    problems = problems_of(write(tmp_path, text + obligation("I.1")), registry)
+    assert any(expected in p.message for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"same_as": "I.9"}, "'same_as' 'I.9' không có trong kế hoạch"),
+        ({"same_as": "I.1"}, "'same_as' không được trỏ về chính nó"),
+        ({"same_as": "I.2"}, "'same_as' I.2 nhưng thời hạn khác"),
+        ({"same_as": "I.2", "timing": "Hàng tháng"}, "'same_as' I.2 nhưng cơ quan chủ trì khác"),
+        ({"function": "y-te"}, "chức năng 'y-te' không có trong danh bạ"),
+    ],
+)
+def test_same_as_and_function_are_checked(tmp_path, registry, fields, expected):
+    other = obligation("I.2", timing="Hàng tháng", lead="[SO-TP]")
+    problems = problems_of(write(tmp_path, HEADER + obligation("I.1", **fields) + other), registry)
+    assert any(expected in p.message for p in problems), problems
+
+
+def test_a_chain_of_same_as_is_refused(tmp_path, registry):
+    text = (
+        HEADER
+        + obligation("I.1", same_as="I.2")
+        + obligation("I.2", same_as="I.3")
+        + obligation("I.3")
+    )
+    (problem,) = problems_of(write(tmp_path, text), registry)
+    assert "'same_as' I.2 mà I.2 lại 'same_as' I.3; hãy trỏ thẳng về I.3" in problem.message

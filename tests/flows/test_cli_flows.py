@@ -4,6 +4,7 @@ errors with exit code 2 instead of tracebacks."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pytest
@@ -160,3 +161,51 @@ def test_serve_refuses_without_a_prefect_api(terminal, monkeypatch):
     result = terminal("serve")
     assert result.exit_code == 2
     assert "Chưa cấu hình Prefect API" in result.output
+
+
+def test_items_json_can_be_scripted(terminal, database_url):
+    ctx = EngineContext.open(database_url)
+    sweep(ctx, D("2025-07-01"))
+    ctx.db.dispose()
+    result = terminal("items", "--json", "--agency", "XA-17935", "--date", "2025-07-01")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    # Nam Đàn's commune inherited the district's overdue June report and owes its own
+    # reports from July: every row says which, with its period and due date.
+    june = [r for r in rows if r["number"] == "X.2" and r["period"] == "2025-06"]
+    assert len(june) == 1
+    assert june[0] | {"id": 0} == {
+        "id": 0,
+        "number": "X.2",
+        "title": "Báo cáo công tác cải cách TTHC hằng tháng",
+        "agency": "XA-17935",
+        "agency_name": "UBND xã Nam Đàn",
+        "original_agency": "HUYEN-NAM-DAN",
+        "period": "2025-06",
+        "due": "2025-06-20",
+        "status": "open",
+        "overdue": True,
+        "working_days_left": -7,  # 23/6 to 1/7
+        "completed_on": None,
+        "evidence": None,
+    }
+    july = next(r for r in rows if r["number"] == "X.2" and r["period"] == "2025-07")
+    assert (july["due"], july["original_agency"], july["overdue"]) == ("2025-07-22", None, False)
+    assert [r["due"] for r in rows] == sorted(r["due"] for r in rows)
+    overdue = terminal("items", "--json", "--status", "overdue", "--date", "2025-07-01")
+    assert all(r["overdue"] for r in json.loads(overdue.output))
+
+
+def test_event_record_with_a_function_sends_the_item_to_the_functions_holder(terminal):
+    code = "nhan-duoc-quyet-dinh-cong-bo-tthc-cua-bo-truong-cac-bo-nganh-trung-uong"
+    result = terminal(
+        "event", "record", "--event", code, "--agency", "SO-LDTBXH", "--on", "2025-03-10",
+        "--document", "9/QĐ-BLĐTBXH", "--function", "bao-tro-xa-hoi",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Sở Y tế tỉnh Nghệ An, hạn 13/03/2025" in result.output
+    bad = terminal(
+        "event", "record", "--event", code, "--agency", "SO-YT", "--on", "2025-03-10",
+        "--function", "y-te",
+    )  # fmt: skip
+    assert bad.exit_code == 2 and "Lĩnh vực không hợp lệ: 'y-te'" in bad.output

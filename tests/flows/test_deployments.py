@@ -14,7 +14,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.schedules import CronSchedule, RRuleSchedule
 from prefect.events import DeploymentEventTrigger
 
-from deadlines.plan import load_plan
+from deadlines.plan import load_plan, rule_parts
 from flows.deployments import (
     DATES_PER_SCHEDULE,
     PROJECT_ROOT,
@@ -26,7 +26,6 @@ from flows.deployments import (
     prune_stale,
     rdate_schedules,
 )
-from flows.engine import rule_parts
 from flows.reports.review import obligation_dues
 
 D = date.fromisoformat

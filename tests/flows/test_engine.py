@@ -16,6 +16,7 @@ from models.tables import (
     AuditLog,
     DeadlineItem,
     Escalation,
+    Event,
     ItemStatus,
     Notification,
     Obligation,
@@ -294,21 +295,181 @@ def test_two_sweeps_at_once_record_and_queue_everything_exactly_once(ctx, databa
     assert count(reference, Escalation) == count(ctx, Escalation)
 
 
-def test_items_of_a_district_dissolved_without_successor_are_closed_with_the_reason(ctx):
+def items_for(ctx, number: str, period_key: str) -> list[DeadlineItem]:
+    with session_scope(ctx.db) as session:
+        return list(
+            session.scalars(
+                select(DeadlineItem)
+                .join(Obligation, Obligation.id == DeadlineItem.obligation_id)
+                .where(Obligation.number == number, DeadlineItem.period_key == period_key)
+                .order_by(DeadlineItem.agency_code)
+            )
+        )
+
+
+def audits(ctx, action: str, item_id: int | None = None) -> list[AuditLog]:
+    with session_scope(ctx.db) as session:
+        query = select(AuditLog).where(AuditLog.action == action)
+        if item_id is not None:
+            query = query.where(AuditLog.entity_id == str(item_id))
+        return list(session.scalars(query.order_by(AuditLog.id)))
+
+
+def test_a_districts_open_item_passes_to_the_communes_on_its_territory(ctx):
     sweep(ctx, D("2025-06-02"))
     june = item_of(ctx, "X.2", "HUYEN-NAM-DAN", D("2025-06-20"))
-    sweep(ctx, D("2025-07-01"))  # the district level ends on 30/6/2025
+    sweep(ctx, D("2025-06-30"))  # Nam Đàn's June report is still open, and overdue
+    assert item_of(ctx, "X.2", "HUYEN-NAM-DAN", D("2025-06-20")).status == ItemStatus.OPEN
+    heirs = ctx.registry.get("HUYEN-NAM-DAN").successors
+    assert len(heirs) == 5
+
+    result = sweep(ctx, D("2025-07-01"))  # the district level ends on 30/6/2025
+    assert result.transferred >= 1
     with session_scope(ctx.db) as session:
-        row = session.get(DeadlineItem, june.id)
-    assert row.status == ItemStatus.CANCELLED and "30/06/2025" in row.evidence
-    assert count(ctx, AuditLog, AuditLog.action == "cancel_orphaned") > 0
+        handed = session.get(DeadlineItem, june.id)
+    assert handed.status == ItemStatus.CANCELLED
+    assert handed.original_agency_code == "HUYEN-NAM-DAN"
+    assert handed.evidence.startswith("Chuyển cho 5 cơ quan kế thừa: UBND xã Nam Đàn (XA-17935)")
+    # Each commune of Nam Đàn now owes June's report, with its due date and its origin.
+    copies = [i for i in items_for(ctx, "X.2", "2025-06") if i.agency_code in heirs]
+    assert sorted(i.agency_code for i in copies) == sorted(heirs)
+    for copy in copies:
+        assert (copy.status, copy.due) == (ItemStatus.OPEN, D("2025-06-20"))
+        assert copy.original_agency_code == "HUYEN-NAM-DAN"
+    (trail,) = audits(ctx, "transfer_succession", june.id)
+    assert trail.detail["from"] == "HUYEN-NAM-DAN" and trail.detail["on"] == "2025-07-01"
+    assert trail.detail["to"] == list(heirs)
+    assert trail.detail["items"] == {c.agency_code: c.id for c in copies}
+    created = audits(ctx, "created_by_succession")
+    assert {int(a.entity_id) for a in created} >= {c.id for c in copies}
+    # No district item stays open; nothing moves twice; the communes' ladder starts.
     open_district = count(
         ctx,
         DeadlineItem,
-        DeadlineItem.agency_code == "HUYEN-NAM-DAN",
+        DeadlineItem.agency_code.like("HUYEN-%"),
         DeadlineItem.status == ItemStatus.OPEN,
     )
     assert open_district == 0
+    assert sweep(ctx, D("2025-07-02")).transferred == 0
+    assert steps_of(ctx, copies[0].id)[-1][0] == "overdue_5"
+
+
+def test_from_july_every_commune_owes_the_monthly_report_and_no_district_does(ctx):
+    sweep(ctx, D("2025-08-25"))
+    august = items_for(ctx, "X.2", "2025-08")
+    owners = [i.agency_code for i in august]
+    communes = {a.code for a in ctx.registry.members("GRP-UBND-XA", on=D("2025-08-25"))}
+    assert len(communes) == 130 and communes <= set(owners)
+    assert len(owners) == len(set(owners))  # one item each
+    kinds = {ctx.registry.get(code).kind for code in owners}
+    assert "district" not in kinds
+    assert {i.due for i in august} == {D("2025-08-22")}
+    assert all(i.original_agency_code is None for i in august)
+    # The quarterly report too: Q3 is the communes' own; Q2 was the districts', and what
+    # a district left open on 30/6 was handed to its communes.
+    q3 = {i.agency_code: i for i in items_for(ctx, "X.1", "2025-Q3")}
+    assert communes <= q3.keys() and not any(c.startswith("HUYEN-") for c in q3)
+    q2 = {i.agency_code: i for i in items_for(ctx, "X.1", "2025-Q2")}
+    assert q2["HUYEN-NAM-DAN"].status in (ItemStatus.CANCELLED, ItemStatus.DONE)
+    inherited = [i for code, i in q2.items() if code in communes]
+    assert inherited and all(
+        i.original_agency_code.startswith(("HUYEN-", "TX-", "TP-")) for i in inherited
+    )
+
+
+def test_a_split_departments_items_follow_their_function(ctx):
+    # Three decisions reach the labour department on 26/2/2025; their II.1b items are due
+    # 3/3, after it is dissolved on 28/2 and its functions are split.
+    for document, function in (
+        ("1/QĐ-BLĐTBXH", "bao-tro-xa-hoi"),
+        ("2/QĐ-BLĐTBXH", "giao-duc-nghe-nghiep"),
+        ("3/QĐ-BLĐTBXH", None),
+    ):
+        record_event(ctx, II_1B, "SO-LDTBXH", D("2025-02-26"), document, function=function)
+    # Home Affairs carries on, but its religious affairs go to a new department.
+    record_event(ctx, II_1B, "SO-NV", D("2025-02-27"), "4/QĐ-BNV", function="tin-nguong-ton-giao")
+    record_event(ctx, II_1B, "SO-NV", D("2025-02-27"), "5/QĐ-BNV")
+    with session_scope(ctx.db) as session:
+        before = {
+            e.document: i.id
+            for i, e in session.execute(
+                select(DeadlineItem, Event).join(Event, Event.id == DeadlineItem.event_id)
+            ).all()
+        }
+    sweep(ctx, D("2025-03-03"))
+    with session_scope(ctx.db) as session:
+        now = {doc: session.get(DeadlineItem, item_id) for doc, item_id in before.items()}
+    owners = {doc: (i.agency_code, i.original_agency_code, i.status) for doc, i in now.items()}
+    assert owners == {
+        "1/QĐ-BLĐTBXH": ("SO-YT", "SO-LDTBXH", ItemStatus.OPEN),
+        "2/QĐ-BLĐTBXH": ("SO-GDDT", "SO-LDTBXH", ItemStatus.OPEN),
+        "3/QĐ-BLĐTBXH": ("SO-NV", "SO-LDTBXH", ItemStatus.OPEN),
+        "4/QĐ-BNV": ("SO-DTTG", "SO-NV", ItemStatus.OPEN),
+        "5/QĐ-BNV": ("SO-NV", None, ItemStatus.OPEN),
+    }
+    trail = audits(ctx, "transfer_succession", now["1/QĐ-BLĐTBXH"].id)
+    assert [a.detail for a in trail] == [{"from": "SO-LDTBXH", "to": "SO-YT", "on": "2025-03-03"}]
+    # A decision recorded later for the dissolved department goes straight to the holder.
+    later = record_event(
+        ctx, II_1B, "SO-LDTBXH", D("2025-03-10"), "6/QĐ-BLĐTBXH", function="bao-tro-xa-hoi"
+    )
+    with session_scope(ctx.db) as session:
+        (owner,) = session.scalars(
+            select(DeadlineItem.agency_code).where(DeadlineItem.event_id == later.event_id)
+        ).all()
+    assert owner == "SO-YT"
+
+
+def test_an_unknown_function_is_refused_with_the_known_ones(ctx):
+    with pytest.raises(EngineError, match="Lĩnh vực không hợp lệ: 'y-te'") as info:
+        record_event(ctx, II_1B, "SO-YT", D("2025-04-25"), "7/QĐ", function="y-te")
+    assert "bao-tro-xa-hoi: Bảo trợ xã hội" in str(info.value)
+    assert count(ctx, Event) == 0
+
+
+def test_the_766_results_are_published_once_a_month(ctx):
+    sweep(ctx, D("2025-03-03"))
+    monthly = [
+        (i.period_key, i.due)
+        for i in (
+            *[x for k in range(2, 13) for x in items_for(ctx, "V.7", f"2025-{k:02d}")],
+            *[x for k in range(1, 13) for x in items_for(ctx, "B.III.2.b.4", f"2025-{k:02d}")],
+        )
+    ]
+    # V.7 and body duty B.III.2.b.4 are one duty: one item a month, from February.
+    assert [key for key, _ in monthly] == [f"2025-{k:02d}" for k in range(2, 13)]
+    assert monthly[0][1] == D("2025-02-28")
+    assert count(ctx, DeadlineItem, DeadlineItem.agency_code == "VP-UBND") == len(
+        {(i.obligation_id, i.period_key) for i in all_items(ctx, "VP-UBND")}
+    )
+
+
+def all_items(ctx, agency: str) -> list[DeadlineItem]:
+    with session_scope(ctx.db) as session:
+        return list(session.scalars(select(DeadlineItem).where(DeadlineItem.agency_code == agency)))
+
+
+def test_items_of_an_agency_dissolved_without_successor_are_closed_with_the_reason(
+    tmp_path, database_url
+):
+    # A province dissolves Sở Ngoại vụ on 31/5/2025 and names no successor.
+    registry = Path(__file__).resolve().parents[2] / "plans" / "agencies.yaml"
+    text = registry.read_text(encoding="utf-8")
+    block = text.index("  - code: SO-NGV\n")
+    end = text.index("\n  - code:", block + 5)
+    changed = text[block:end].replace("active_to: null", "active_to: 2025-05-31")
+    dissolved = tmp_path / "agencies.yaml"
+    dissolved.write_text(text[:block] + changed + text[end:], encoding="utf-8")
+    ctx = EngineContext.open(database_url, registry_path=dissolved)
+    sweep(ctx, D("2025-05-26"))
+    may = item_of(ctx, "X.2", "SO-NGV", D("2025-05-22"))
+    sweep(ctx, D("2025-06-02"))
+    with session_scope(ctx.db) as session:
+        row = session.get(DeadlineItem, may.id)
+    assert row.status == ItemStatus.CANCELLED and "31/05/2025" in row.evidence
+    assert "không có cơ quan kế thừa" in row.evidence
+    assert audits(ctx, "cancel_orphaned", may.id)
+    ctx.db.dispose()
 
 
 def test_partitioned_sweeps_equal_one_whole_sweep(database_url, tmp_path):

@@ -7,7 +7,8 @@ The sample (`SAMPLE`), its legal due dates (`LEGAL_DUE`) and every expected figu
 were worked out by hand on the 2025 calendar: 30/4, 1/5 and 2/5 are days off (2/5 swapped
 with Saturday 26/4, a working day), 7/4 is the Hùng Kings' day; the one-stop counts from
 the first working session after receipt (07:00–11:30, 13:30–17:00), the receipt day not
-counted, and a limit ends at 17:00.
+counted, and a limit ends at 24:00 of its last day (Civil Code Art. 148(6), the setting
+`counting.end_of_day` of deadlines/one_stop.yaml), stored as 23:59:59.
 """
 
 from __future__ import annotations
@@ -100,30 +101,32 @@ SAMPLE = [
 # fmt: on
 
 LEGAL_DUE = {
-    "XD-0": "2025-04-09 17:00",  # 2, 3, 4, (7/4 off) 8, 9 April
-    "XD-1": "2025-04-26 17:00",  # 22–25 April and the worked Saturday 26/4
-    "XD-2": "2025-05-19 17:00",
-    "XD-3": "2025-05-27 17:00",
-    "XD-4": "2025-06-05 17:00",  # received 20:00 on 28/5: counts from 07:00 on 29/5
-    "TC-1": "2025-05-08 17:00",
-    "TC-2": "2025-05-09 17:00",  # the apology's 14/5 is the citizen's date, not the law's
-    "TC-3": "2025-05-22 17:00",  # restarted at the supplement (19/5), not 14/5
-    "TC-4": "2025-06-03 17:00",
-    "TC-5": "2025-06-05 17:00",
-    "TP-1": "2025-05-15 17:00",  # received on the 2/5 day off: ten days from Monday 5/5
-    "TP-2": "2025-05-15 17:00",
-    "YT-1": "2025-05-26 17:00",
+    "XD-0": "2025-04-09 23:59:59",  # 2, 3, 4, (7/4 off) 8, 9 April
+    "XD-1": "2025-04-26 23:59:59",  # 22–25 April and the worked Saturday 26/4
+    "XD-2": "2025-05-19 23:59:59",
+    "XD-3": "2025-05-27 23:59:59",
+    "XD-4": "2025-06-05 23:59:59",  # received 20:00 on 28/5: counts from 07:00 on 29/5
+    "TC-1": "2025-05-08 23:59:59",
+    "TC-2": "2025-05-09 23:59:59",  # the apology's 14/5 is the citizen's date, not the law's
+    "TC-3": "2025-05-22 23:59:59",  # restarted at the supplement (19/5), not 14/5
+    "TC-4": "2025-06-03 23:59:59",
+    "TC-5": "2025-06-05 23:59:59",
+    "TP-1": "2025-05-15 23:59:59",  # received on the 2/5 day off: ten days from Monday 5/5
+    "TP-2": "2025-05-15 23:59:59",
+    "YT-1": "2025-05-26 23:59:59",
 }
 
-FIGURES = KPI_KEYS[2:]  # after agency and month: dossiers, then each rate
+# The figures before issue 10 (the rest of KPI_KEYS are checked in their own test).
+FIGURES = KPI_KEYS[2:9]
 MAY = {
     # agency: dossiers, on time, online, digitised, e-result, online payment, apology
     # SO-TC: TC-1 early, TC-2 late with an apology, TC-3 on time after its restart, TC-4
     # open at the month's end and not yet due.
     "SO-TC": (4, 0.75, 0.75, 0.75, 0.5, 0.6667, 1.0),
     # SO-XD: XD-1 done late (no apology), XD-2 on its due day, XD-3 open and past due
-    # (apology), XD-4 open and not yet due; XD-0 was done in April.
-    "SO-XD": (4, 0.5, 0.5, 0.75, 0.5, 0.3333, 0.5),
+    # (apology), XD-4 open and not yet due; XD-0 was done in April. Online: 2 of the 3
+    # dossiers received in May (XD-1 came in April), as the indicator defines it.
+    "SO-XD": (4, 0.5, 0.6667, 0.75, 0.5, 0.3333, 0.5),
     "SO-TP": (2, 0.5, 0.5, 1.0, 1.0, 0.5, 0.0),
     # SO-YT: nothing late, nothing to pay: both rates undefined.
     "SO-YT": (1, 1.0, 1.0, 1.0, 1.0, None, None),
@@ -167,13 +170,30 @@ def figures(row: dict) -> tuple:
 def test_legal_due_dates_are_the_hand_computed_ones(ctx):
     with session_scope(ctx.db) as session:
         dues = dict(session.execute(select(Dossier.id, Dossier.legal_due)).all())
-    assert {k: f"{v:%Y-%m-%d %H:%M}" for k, v in dues.items()} == LEGAL_DUE
+    assert {k: f"{v:%Y-%m-%d %H:%M:%S}" for k, v in dues.items()} == LEGAL_DUE
 
 
 def test_the_month_s_kpis_per_agency(ctx):
     rows = month_kpis(ctx, "2025-05")
     assert {code: figures(row) for code, row in rows.items()} == MAY
     assert all(row["month"] == "2025-05" for row in rows.values())
+
+
+def test_the_keys_added_by_issue_10(ctx):
+    # No appointment slips and one supplement (TC-3: due 14/5 from receipt, the citizen
+    # took 7 days 1 hour, done 21/5 15:00 before 22/5 00:59:59): the portal's clock agrees
+    # with the legal one in May. Both apologies (TC-2 on 8/5 for 9/5, XD-3 on 26/5 for
+    # 27/5) came a day before the due day: timely.
+    rows = month_kpis(ctx, "2025-05")
+    added = ("on_time_rate_766", "received", "late", "late_apologies")
+    added += ("repeated_supplements", "awaiting_supplement")
+    assert {code: tuple(row[k] for k in added) for code, row in rows.items()} == {
+        "SO-TC": (0.75, 4, 1, 0, 0, 0),
+        "SO-XD": (0.5, 3, 2, 0, 0, 0),
+        "SO-TP": (0.5, 2, 1, 0, 0, 0),
+        "SO-YT": (1.0, 1, 0, 0, 0, 0),
+    }
+    assert tuple(rows["SO-TC"]) == KPI_KEYS
 
 
 def test_an_open_dossier_not_yet_due_at_the_month_s_end_is_on_time(ctx):
@@ -211,7 +231,8 @@ def test_an_apology_does_not_make_a_late_dossier_on_time(ctx):
 def test_a_dossier_counts_in_every_month_it_is_processed_in(ctx):
     # XD-1: open and past due at the end of April (late), done late in May (late again).
     # TC-4: open and not yet due at the end of May (on time), done late in June.
-    # XD-3 (never done) counts in May and June; XD-4 is late by the end of June.
+    # XD-3 (never done) counts in May and June; XD-4 is late by the end of June. SO-XD
+    # received nothing in June: its online rate is undefined (received in the period).
     april = month_kpis(ctx, "2025-04")
     assert {code: figures(r) for code, r in april.items()} == {
         "SO-XD": (2, 0.5, 0.0, 1.0, 1.0, 0.0, 0.0)
@@ -219,7 +240,7 @@ def test_a_dossier_counts_in_every_month_it_is_processed_in(ctx):
     june = month_kpis(ctx, "2025-06")
     assert {code: figures(r) for code, r in june.items()} == {
         "SO-TC": (2, 0.5, 1.0, 0.5, 0.5, 1.0, 0.0),
-        "SO-XD": (2, 0.0, 0.5, 0.5, 0.0, 0.0, 0.5),
+        "SO-XD": (2, 0.0, None, 0.5, 0.0, 0.0, 0.5),
     }
     assert month_kpis(ctx, "2025-03") == {}
 
@@ -247,8 +268,9 @@ def test_the_public_list_of_late_officials(ctx):
 
 
 def test_a_dossier_done_at_the_last_second_is_on_time(ctx):
-    # XD-2 was done at 16:59 on its due day; move it to 17:00 sharp, still on time, then
-    # one second later.
+    # XD-2 was done at 16:59 on its due day (Mon 19/5). The limit ends at 24:00 of that
+    # day (Civil Code Art. 148(6)): after office hours is still on time, the last second
+    # of the day too, midnight is late.
     def on_time_of_xd2(moment: datetime) -> float:
         with session_scope(ctx.db) as session:
             session.execute(
@@ -257,5 +279,6 @@ def test_a_dossier_done_at_the_last_second_is_on_time(ctx):
             session.execute(Dossier.__table__.delete().where(Dossier.id != "XD-2"))
         return month_kpis(ctx, "2025-05")["SO-XD"]["on_time_rate"]
 
-    assert on_time_of_xd2(datetime(2025, 5, 19, 17, 0, 0)) == 1.0
-    assert on_time_of_xd2(datetime(2025, 5, 19, 17, 0, 1)) == 0.0
+    assert on_time_of_xd2(datetime(2025, 5, 19, 17, 0, 1)) == 1.0
+    assert on_time_of_xd2(datetime(2025, 5, 19, 23, 59, 59)) == 1.0
+    assert on_time_of_xd2(datetime(2025, 5, 20, 0, 0, 0)) == 0.0

@@ -1,0 +1,70 @@
+"""Upgrading a database that already holds dossiers (revision 0002) to the regimes and
+states of revision 0003: every existing row is filled from what it holds; on SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
+
+from models.db import MIGRATIONS, make_engine
+
+
+def upgrade(engine, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def test_existing_dossiers_get_their_regime_state_and_clocks(database_url):
+    engine = make_engine(database_url)
+    upgrade(engine, "0002")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO agency (code, name, kind) VALUES ('SO-XD', 'Sở', 'x')"))
+        conn.execute(
+            text(
+                "INSERT INTO procedure (code, name, limit_value, limit_unit, level) "
+                "VALUES ('P', 'Thủ tục', 5, 'working_days', 'province')"
+            )
+        )
+        for dossier_id, received, requested, supplied, completed, apology in (
+            ("OLD", "2025-06-30 09:00:00", None, None, "2025-07-07 10:00:00", None),
+            ("WAIT", "2025-07-21 09:00:00", "2025-07-23 10:00:00", None, None, None),
+            ("SORRY", "2025-07-07 09:00:00", None, None, None, "2025-07-10 10:00:00"),
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO dossier (id, procedure_code, agency_code, channel, received_at,"
+                    " completed_at, supplement_requested_at, supplement_received_at, apology_at,"
+                    " apology_new_due, digitized, e_result, legal_due, due, imported_at) VALUES"
+                    " (:id, 'P', 'SO-XD', 'online', :received, :completed, :requested,"
+                    " :supplied, :apology, :new_due, true, true, '2025-07-28 17:00:00',"
+                    " '2025-07-28 17:00:00', '2025-08-01 07:00:00')"
+                ),
+                {
+                    "id": dossier_id,
+                    "received": received,
+                    "completed": completed,
+                    "requested": requested,
+                    "supplied": supplied,
+                    "apology": apology,
+                    "new_due": apology and "2025-07-18 17:00:00",
+                },
+            )
+    upgrade(engine, "head")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT id, regime, state, supplement_requests, reschedules,"
+                " first_due = legal_due, due_766 = legal_due FROM dossier ORDER BY id"
+            )
+        ).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [
+        ("OLD", "ND61", "completed", 0, 0, True, True),
+        ("SORRY", "ND118", "rescheduled", 0, 1, True, True),
+        ("WAIT", "ND118", "awaiting_supplement", 1, 0, True, True),
+    ]
