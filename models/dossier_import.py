@@ -556,7 +556,7 @@ def _prepared(path, reader, mapping, lookups, cal, rules, writer):
 _DONE = object()
 
 
-def _background(items: Iterator, depth: int = 2) -> Iterator:
+def _background(items: Iterator, depth: int = 1) -> Iterator:
     """`items`, produced in a thread at most `depth` ahead of the consumer; an error in
     the thread is raised in the consumer. Closing the generator stops the thread."""
     ahead: queue.Queue = queue.Queue(maxsize=depth)
