@@ -61,6 +61,7 @@ LISTED = 2000  # database problems fetched per kind (the importer lists fewer)
 # SQLite sorts an index's keys fastest in small runs (measured: 2x faster than with the
 # 64 MiB cache the table's upserts want).
 SORT_CACHE_KIB = 512
+WRITE_CACHE_KIB = 32 * 1024
 
 
 @dataclass
@@ -251,6 +252,9 @@ class SQLiteWriter:
         # The catalog and registry are read in this write transaction and every row is
         # checked against them, so the per-row foreign-key lookups can go.
         db.execute("PRAGMA foreign_keys=OFF")
+        # Enough pages for the id key of a few million rows; the rest of the memory
+        # budget is the chunks'.
+        db.execute(f"PRAGMA cache_size=-{WRITE_CACHE_KIB}")
         db.execute("BEGIN IMMEDIATE")
         self.fetch = self.conn.fetch
         before = self.fetch("SELECT count(*), coalesce(max(rowid), 0) FROM dossier")[0]

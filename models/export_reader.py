@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 CHUNK_ROWS = 10_000  # rows per chunk for the standard-library readers
-BLOCK_BYTES = 1 << 20  # Arrow's block: ~10k export rows; it reads a few dozen ahead
+BLOCK_BYTES = 1 << 19  # Arrow's block: ~4k export rows; it reads a few dozen ahead
 # Exactly what str.strip() removes: the characters for which str.isspace() is true.
 WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
 
