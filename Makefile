@@ -42,6 +42,7 @@ bench: $(STAMP)
 	@$(BIN)/python bench/calendar.py
 	@$(BIN)/python bench/email.py
 	@$(BIN)/python bench/dossiers.py
+	@$(BIN)/python bench/serve.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis

@@ -10,7 +10,8 @@ single spaces, no leading bullet or trailing dot), so "Quý III/2025", "quy iii/
 decomposed (NFD) "Quý" read the same. The folded form has the same length as the cleaned
 wording, so an event or a reference is cut out of the original wording, diacritics intact.
 
-A phrase joining several timings with "và" (or ";") becomes a `Combined` rule, but only
+A phrase joining several timings with "và", "hoặc", "," or ";" (or adding one in brackets:
+"Hằng năm (hoặc đột xuất khi có yêu cầu)") becomes a `Combined` rule, but only
 when every part is itself a known phrase: "Hàng quý và đột xuất khi có yêu cầu" is two
 rules, while "Theo Quyết định số 1085/QĐ-TTg … và Kế hoạch số 793/KH-UBND …" is one
 reference, because "Kế hoạch số 793…" alone is not a timing phrase. A cell with several
@@ -32,6 +33,7 @@ from deadlines.rules import (
     MIN_BEFORE_DAY,
     ROMAN,
     AfterEvent,
+    Annual,
     Combined,
     Continuous,
     Fixed,
@@ -42,15 +44,17 @@ from deadlines.rules import (
     Rule,
     RuleDataError,
     RuleSettings,
+    Starting,
     fold,
     last_day_of_month,
 )
 
 EXAMPLES = (
-    '"Trước ngày 05/3/2025", "Chậm nhất ngày 05/3/2025", "Tháng 02/2025", "Quý III/2025", '
-    '"Trong năm 2025", "Hằng tháng", "Trước ngày 23 hằng tháng", "Hằng quý", '
+    '"Trước ngày 05/3/2025", "Chậm nhất ngày 05/3/2025", "Tháng 02/2025", "6/2025", '
+    '"Quý III/2025", "Trong năm 2025", "2025 - 2026", "Hằng tháng", "Trước ngày 23 hằng tháng", '
+    '"Hằng quý", "Trước ngày 01/6 và 15/11 hằng năm", "Từ tháng 6/2025", '
     '"Sau 03 ngày làm việc kể từ ngày <sự kiện>", "Ngay sau khi <sự kiện>", "Thường xuyên", '
-    '"Đột xuất khi có yêu cầu", "Theo Kế hoạch …"'
+    '"Đột xuất khi có yêu cầu", "Theo Kế hoạch …", "Theo lộ trình của Bộ …"'
 )
 
 
@@ -88,6 +92,7 @@ _SPACES = re.compile(r"\s+")
 _BULLET = re.compile(r"^\s*[-–—+•*]+\s*")
 _LEADING_BULLETS = re.compile(r"^(?:[-–—+•*]\s*)+")
 _TRAILING = re.compile(r"[\s.;,:]+$")
+_QUI = re.compile(r"\bqui\b")
 _DASHES = str.maketrans({"–": "-", "—": "-", "‐": "-", "‑": "-"})
 
 
@@ -110,7 +115,8 @@ class _Text:
     @classmethod
     def of(cls, raw: str) -> _Text:
         text = _clean(raw)
-        return cls(text, fold(text).translate(_DASHES))
+        # "Quí" is an older spelling of "Quý"; same length, so offsets still match.
+        return cls(text, _QUI.sub("quy", fold(text).translate(_DASHES)))
 
     def cut(self, start: int, end: int | None = None) -> _Text:
         return _Text.of(self.text[start:end])
@@ -150,7 +156,7 @@ _VERB = (
 )
 _WITHIN = r"(?P<within>trong\s+)?"
 _LIST_SEP = r"(?:\s*[,-]\s*|\s+(?:va|den)\s+)"
-_YEAR_SUFFIX = r"(?:\s*/\s*(?P<year>\d{4})|\s+nam\s+(?P<year2>\d{4}))?"
+_YEAR_SUFFIX = r"(?:\s*/\s*(?P<year>\d{4})|\s+nam\s+(?P<year2>\d{4})|\s*-\s*(?P<year3>\d{4}))?"
 _QUARTER = r"(?:[ivx]+|\d{1,2})"
 _DATE = (
     r"(?:(?P<d>\d{1,2})\s*[/.-]\s*(?P<m>\d{1,2})(?:\s*[/.-]\s*(?P<y>\d{4}))?"
@@ -195,8 +201,9 @@ _ON_DEMAND = _grammar(
 )
 # The documents a "Theo …" reference may name.
 _REFERENCE = _grammar(
-    r"^theo\s+(?:ke hoach|quyet dinh|cong van|thong bao|nghi dinh|thong tu|chi thi|nghi quyet"
-    r"|luat|van ban|chuong trinh|huong dan|lich|tien do|quy dinh|quy che|de an)\b"
+    rf"^{_VERB}(?P<ref>theo)\s+(?:ke hoach|quyet dinh|cong van|thong bao|nghi dinh|thong tu|chi thi"
+    r"|nghi quyet|luat|van ban|chuong trinh|huong dan|lich|tien do|lo trinh|quy dinh|quy che"
+    r"|de an)\b"
 )
 _AMOUNT = _grammar(
     rf"^{_VERB}(?:(?:sau|trong|trong vong|trong thoi han|cham nhat(?:\s+la)?|muon nhat"
@@ -216,7 +223,9 @@ _NOT_AN_EVENT = _grammar(
     r"^(?:\d|(?:vai|mot vai|may|it|nhieu|mot|hai|ba|bon|nam|sau|bay|tam|chin|muoi)\s+"
     r"(?:ngay|tuan|thang|quy|nam|gio|phut)\b|(?:ngay|thang|quy|nam)\s+\d)"
 )
-_JOIN = _grammar(r"\s*;\s*|\s*,?\s+va\s+")
+_JOIN = _grammar(r"\s*;\s*|\s*,?\s+(?:va|hoac)\s+|\s*,\s*")
+# "X (hoặc Y)": a second timing added in brackets.
+_BRACKETED = _grammar(r"^(?P<head>.*\S)\s*\(\s*(?:hoac|va|hay)\s+(?P<tail>[^()]*[^()\s])\s*\)$")
 
 _ROMAN_NUMBERS = {
     "i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6, "vii": 7, "viii": 8, "ix": 9,
@@ -287,7 +296,7 @@ def _months(p: _Text, ctx: _Context) -> Rule | None:
     if not m:
         return None
     months = _numbers(m.group("items"), "thang", "tháng", _month_number)
-    year = _year(m, ctx, "year", "year2")
+    year = _year(m, ctx, "year", "year2", "year3")
     span = f"{months[0]}" if len(months) == 1 else f"{months[0]}–{months[-1]}"
     return Period(
         date(year, months[0], 1), last_day_of_month(year, months[-1]), f"tháng {span}/{year}"
@@ -299,7 +308,7 @@ def _quarters(p: _Text, ctx: _Context) -> Rule | None:
     if not m:
         return None
     quarters = _numbers(m.group("items"), "quy", "quý", _quarter_number)
-    year = _year(m, ctx, "year", "year2")
+    year = _year(m, ctx, "year", "year2", "year3")
     first, last = quarters[0], quarters[-1]
     span = ROMAN[first] if first == last else f"{ROMAN[first]}–{ROMAN[last]}"
     return Period(
@@ -349,6 +358,27 @@ def _recurring(p: _Text, ctx: _Context) -> Rule | None:
     return Recurring(freq=freq, before_day=ctx.settings.due_day(freq))
 
 
+# "Trước ngày 05 tháng cuối cùng của mỗi quý": the quarter's last month names the day's
+# month, so this (unlike "trước ngày 15 hàng quý") says which day it is.
+_QUARTERLY_BEFORE = _grammar(
+    rf"^{_VERB}(?:dinh ky\s+)?truoc\s+ngay\s+(?P<day>\d{{1,2}})\s+(?:cua\s+)?thang\s+cuoi"
+    r"(?:\s+cung)?\s+(?:cua\s+)?(?:moi|hang|cac)\s+quy$"
+)
+
+
+def _quarterly_before(p: _Text, ctx: _Context) -> Rule | None:
+    m = _QUARTERLY_BEFORE.match(p.key)
+    if not m:
+        return None
+    day = int(m.group("day"))
+    if not MIN_BEFORE_DAY <= day <= MAX_BEFORE_DAY:
+        raise _Invalid(
+            f"'trước ngày {m.group('day')} tháng cuối quý' không dùng được: ngày phải từ "
+            f"{MIN_BEFORE_DAY} đến {MAX_BEFORE_DAY}"
+        )
+    return Recurring(freq="quarterly", before_day=day)
+
+
 def _monthly_before(p: _Text, ctx: _Context) -> Rule | None:
     m = next((m for g in _MONTHLY_BEFORE if (m := g.match(p.key))), None)
     if not m:
@@ -371,7 +401,9 @@ def _on_demand(p: _Text, ctx: _Context) -> Rule | None:
 
 
 def _reference(p: _Text, ctx: _Context) -> Rule | None:
-    return Reference(text=p.text) if _REFERENCE.match(p.key) else None
+    m = _REFERENCE.match(p.key)
+    # A verb before "Theo …" ("Thực hiện theo lộ trình …") is not part of the reference.
+    return Reference(text=p.text[m.start("ref") :]) if m else None
 
 
 def _event(p: _Text, m: re.Match[str]) -> str:
@@ -411,17 +443,216 @@ def _after_unspecified(p: _Text, ctx: _Context) -> Rule | None:
     return AfterEvent(event=_event(p, m), amount=0, unit="unspecified")
 
 
+# -------------------------------------------------------- months, years and year ranges
+
+_MONTH_YEAR = _grammar(rf"^{_VERB}{_WITHIN}(?P<m>\d{{1,2}})\s*[/-]\s*(?P<y>\d{{4}})$")
+_BARE_YEAR = _grammar(rf"^{_VERB}{_WITHIN}(?P<y>\d{{4}})$")
+_YEAR_RANGE = _grammar(
+    rf"^{_VERB}{_WITHIN}(?P<stage>giai doan\s+|(?:cac\s+)?nam\s+)?(?P<a>\d{{4}})\s*(?:-|den)\s*"
+    rf"(?:nam\s+)?(?P<b>\d{{4}})$"
+)
+# A span of years longer than this is a strategy's horizon, not a plan's timing.
+MAX_YEAR_SPAN = 10
+
+
+def _month_year(p: _Text, ctx: _Context) -> Rule | None:
+    """ "6/2025", "06/2025": a month of a year, as "Tháng 6/2025"."""
+    m = _MONTH_YEAR.match(p.key)
+    if not m:
+        return None
+    month, year = _month_number(m.group("m")), int(m.group("y"))
+    if year < 1:
+        raise _Invalid(f"năm {m.group('y')} không hợp lệ")
+    return Period(date(year, month, 1), last_day_of_month(year, month), f"tháng {month}/{year}")
+
+
+def _bare_year(p: _Text, ctx: _Context) -> Rule | None:
+    """ "2025": the whole year, as "Năm 2025"."""
+    m = _BARE_YEAR.match(p.key)
+    if not m:
+        return None
+    year = int(m.group("y"))
+    if year < 1:
+        raise _Invalid(f"năm {m.group('y')} không hợp lệ")
+    return Period(date(year, 1, 1), date(year, 12, 31), f"năm {year}")
+
+
+def _year_range(p: _Text, ctx: _Context) -> Rule | None:
+    """ "2025 - 2026", "Năm 2025-2026", "giai đoạn 2022- 2025": consecutive whole years."""
+    m = _YEAR_RANGE.match(p.key)
+    if not m:
+        return None
+    first, last = int(m.group("a")), int(m.group("b"))
+    if first < 1 or last <= first:
+        raise _Invalid(f"năm kết thúc {last} phải sau năm bắt đầu {first}")
+    if last - first > MAX_YEAR_SPAN:
+        raise _Invalid(
+            f"khoảng {first}–{last} dài hơn {MAX_YEAR_SPAN} năm; hãy ghi thời hạn cụ thể hơn"
+        )
+    stage = "giai đoạn" if (m.group("stage") or "").startswith("giai") else "năm"
+    return Period(date(first, 1, 1), date(last, 12, 31), f"{stage} {first}–{last}")
+
+
+# ----------------------------------------------------------- several frequencies at once
+
+_FREQ_WORD = r"(?:thang|quy|nam|(?:6|06|sau)\s+thang(?:\s+mot\s+lan)?)"
+_EVERY_LIST = _grammar(
+    rf"^{_VERB}(?:dinh ky\s+)?(?:hang|moi)\s+(?P<items>{_FREQ_WORD}"
+    rf"(?:(?:\s*,\s*|\s+va\s+)(?:(?:hang|moi)\s+)?{_FREQ_WORD})+)$"
+)
+
+
+def _every_list(p: _Text, ctx: _Context) -> Rule | None:
+    """ "Định kỳ hằng quý, 6 tháng, năm": one recurring rule per frequency."""
+    m = _EVERY_LIST.match(p.key)
+    if not m:
+        return None
+    parts: list[Rule] = []
+    for item in re.split(r"\s*,\s*|\s+va\s+", m.group("items")):
+        word = item.removeprefix("hang ").removeprefix("moi ").strip()
+        freq = {"thang": "monthly", "quy": "quarterly", "nam": "yearly"}.get(word, "half_yearly")
+        rule = Recurring(freq=freq, before_day=ctx.settings.due_day(freq))
+        if rule not in parts:
+            parts.append(rule)
+    return parts[0] if len(parts) == 1 else Combined(tuple(parts))
+
+
+# --------------------------------------------------------------- days and months each year
+
+_DAY_MONTH = r"\d{1,2}\s*/\s*\d{1,2}"
+_DAY_MONTH_LIST = (
+    rf"(?P<items>{_DAY_MONTH}(?:(?:\s*[,;]\s*|\s+va\s+)(?:(?:truoc\s+)?ngay\s+)?{_DAY_MONTH})*)"
+)
+_HOW = r"(?P<how>truoc|cham nhat(?:\s+la)?|muon nhat(?:\s+la)?|han chot(?:\s+la)?|vao)"
+_EVERY_YEAR = r"(?:hang|moi)\s+nam"
+_ANNUAL = (
+    _grammar(
+        rf"^{_VERB}(?:dinh ky\s+)?(?:{_HOW}\s+)?(?:(?:vao\s+)?ngay\s+)?{_DAY_MONTH_LIST}"
+        rf"\s*,?\s+(?:cua\s+)?{_EVERY_YEAR}$"
+    ),
+    _grammar(
+        rf"^{_VERB}(?:dinh ky\s+)?{_EVERY_YEAR}\s*,?\s*{_HOW}\s+(?:ngay\s+)?{_DAY_MONTH_LIST}$"
+    ),
+)
+_ANNUAL_MONTH = _grammar(
+    rf"^{_VERB}(?:dinh ky\s+)?(?:trong\s+)?thang\s+(?P<m>\d{{1,2}})\s*,?\s+(?:cua\s+)?"
+    rf"{_EVERY_YEAR}$"
+)
+
+
+def _annual(p: _Text, ctx: _Context) -> Rule | None:
+    """ "Trước ngày 01/6 và 15/11 hằng năm", "Hằng năm, chậm nhất ngày 15/12": days of
+    every year, each as an `Annual` rule."""
+    m = next((m for g in _ANNUAL if (m := g.match(p.key))), None)
+    if not m:
+        return None
+    before = m.group("how") == "truoc"
+    parts: list[Rule] = []
+    for day_text, month_text in re.findall(r"(\d{1,2})\s*/\s*(\d{1,2})", m.group("items")):
+        month = _month_number(month_text)
+        day = int(day_text)
+        if not 1 <= day <= last_day_of_month(2001, month).day:
+            raise _Invalid(f"ngày {day_text}/{month_text} không có trong mọi năm")
+        rule = Annual(month=month, day=day, before=before)
+        if rule not in parts:
+            parts.append(rule)
+    return parts[0] if len(parts) == 1 else Combined(tuple(parts))
+
+
+def _annual_month(p: _Text, ctx: _Context) -> Rule | None:
+    """ "Tháng 12 hằng năm": within that month of every year."""
+    m = _ANNUAL_MONTH.match(p.key)
+    if not m:
+        return None
+    return Annual(month=_month_number(m.group("m")))
+
+
+# ------------------------------------------------------ starts, spans and "before a period"
+
+_FROM = _grammar(
+    rf"^{_VERB}(?:bat dau\s+)?(?:ke\s+)?tu\s+(?P<rest>.+?)(?:\s*,?\s+(?:tro di|tro ve sau))?$"
+)
+_AND_AFTER = _grammar(r"^(?P<rest>.+?)\s*,?\s+va\s+(?:nhung|cac)\s+nam\s+(?:tiep theo|sau)$")
+_SPAN = _grammar(
+    rf"^{_VERB}{_WITHIN}(?:ke\s+)?tu\s+(?P<a>.+?)\s+(?:den|toi)\s+(?:(?:het|cuoi)\s+)?(?P<b>.+)$"
+)
+_BEFORE_PERIOD = _grammar(rf"^{_VERB}truoc\s+(?P<rest>(?:thang|quy|nam)\s+.+)$")
+
+
+def _period_of(p: _Text, ctx: _Context) -> Period | None:
+    """The period a phrase names (a month, quarters, a half-year, a year), else None."""
+    rule = _first(_PERIODS, p, ctx)
+    return rule if isinstance(rule, Period) else None
+
+
+def _starting(p: _Text, ctx: _Context) -> Rule | None:
+    """ "Từ tháng 6/2025", "Từ năm 2025 trở đi", "Năm 2023 và những năm tiếp theo"."""
+    if _SPAN.match(p.key):  # "từ … đến …" is a span, not an open start
+        return None
+    m = _FROM.match(p.key) or _AND_AFTER.match(p.key)
+    if not m:
+        return None
+    period = _period_of(p.cut(m.start("rest"), m.end("rest")), ctx)
+    if period is None:
+        return None
+    return Starting(start=period.start, label=f"từ {period.label}")
+
+
+def _span(p: _Text, ctx: _Context) -> Rule | None:
+    """ "Từ tháng 6/2025 đến tháng 12/2025", "Từ tháng 6 đến hết tháng 12/2025": from the
+    start of the first period to the end of the second; a first period without a year
+    takes the second's."""
+    m = _SPAN.match(p.key)
+    if not m:
+        return None
+    last = _period_of(p.cut(m.start("b"), m.end("b")), ctx)
+    if last is None:
+        return None
+    first_ctx = _Context(last.end.year, ctx.settings)
+    first = _period_of(p.cut(m.start("a"), m.end("a")), first_ctx)
+    if first is None:
+        return None
+    if last.end <= first.start or first.start > last.start:
+        raise _Invalid(f"{last.label} phải sau {first.label}")
+    return Period(first.start, last.end, f"từ {first.label} đến {last.label}")
+
+
+def _before_period(p: _Text, ctx: _Context) -> Rule | None:
+    """ "Trước Quý III/2024", "Trước tháng 6/2025": done before the period begins."""
+    m = _BEFORE_PERIOD.match(p.key)
+    if not m:
+        return None
+    period = _period_of(p.cut(m.start("rest"), m.end("rest")), ctx)
+    if period is None:
+        return None
+    return Fixed(day=period.start, before=True)
+
+
 # Grammars without free text: when one matches the whole phrase, that is its meaning.
+# The grammars naming one period: what "từ …", "trước …" and "… đến …" build on.
+_PERIODS: tuple[Grammar, ...] = (
+    _months,
+    _month_year,
+    _quarters,
+    _half_year,
+    _whole_year,
+    _bare_year,
+)
 _CLOSED: tuple[Grammar, ...] = (
     _continuous,
     _on_demand,
     _fixed,
-    _months,
-    _quarters,
-    _half_year,
-    _whole_year,
+    *_PERIODS,
+    _year_range,
     _monthly_before,
+    _quarterly_before,
     _recurring,
+    _every_list,
+    _annual,
+    _annual_month,
+    _span,
+    _starting,
+    _before_period,
 )
 # Grammars ending in free text (an event, a document): tried after splitting on "và",
 # so that "Sau khi A và sau khi B" is two events, not one event "A và sau khi B".
@@ -482,8 +713,16 @@ def _parse_uncached(p: _Text, ctx: _Context) -> Rule | None:
     rule = _first(_CLOSED, p, ctx)
     if rule is not None:
         return rule
+    if m := _BRACKETED.match(p.key):
+        head = _parse(p.cut(m.start("head"), m.end("head")), ctx)
+        tail = _parse(p.cut(m.start("tail"), m.end("tail")), ctx)
+        if head is not None and tail is not None:
+            return _combine(head, tail)
     first_invalid: _Invalid | None = None
-    for join in _JOIN.finditer(p.key):
+    # The last join first: the head is then the longest part one grammar reads whole, so
+    # "Hằng năm, trước ngày 01/6 hoặc đột xuất" is a day of every year or on request, not
+    # every year plus 1/6 of the plan year.
+    for join in reversed(list(_JOIN.finditer(p.key))):
         left, right = p.cut(0, join.start()), p.cut(join.end())
         if not left.key or not right.key:
             continue
@@ -513,8 +752,9 @@ def _first(grammars: tuple[Grammar, ...], p: _Text, ctx: _Context) -> Rule | Non
 
 
 def _combine(head: Rule, tail: Rule) -> Rule:
-    parts: list[Rule] = [head]
-    for part in tail.parts if isinstance(tail, Combined) else (tail,):
-        if part not in parts:
-            parts.append(part)
+    parts: list[Rule] = []
+    for rule in (head, tail):
+        for part in rule.parts if isinstance(rule, Combined) else (rule,):
+            if part not in parts:
+                parts.append(part)
     return parts[0] if len(parts) == 1 else Combined(tuple(parts))

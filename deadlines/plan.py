@@ -26,9 +26,10 @@ from typing import Any
 
 from deadlines.agencies import Registry, load_registry
 from deadlines.calendar import WorkCalendar
-from deadlines.datafile import FieldReader, LineDict, load_yaml
+from deadlines.datafile import FieldReader, LineDict, load_yaml, load_yaml_text
 from deadlines.phrases import PhraseError, parse_timing
 from deadlines.rules import (
+    DATED_KINDS,
     MAX_BEFORE_DAY,
     MONTHS_PER_PERIOD,
     Recurring,
@@ -43,7 +44,7 @@ MAX_TITLE_LENGTH = 60
 PARTS = ("appendix", "body")
 COMPARISONS = (">=", ">")
 # Rule kinds that carry dates of their own (the others wait for an event or have none).
-DATE_RULE_KINDS = ("fixed", "period", "recurring")
+DATE_RULE_KINDS = DATED_KINDS
 # Decree 09/2019/NĐ-CP, Art. 8(5)(b): at least one working day between the end of the
 # data and the sending deadline, so the sending day comes after the cut-off day.
 SEND_AFTER_CUTOFF_SOURCE = "Nghị định 09/2019/NĐ-CP, Điều 8 khoản 5 điểm b"
@@ -67,6 +68,16 @@ class PlanMeta:
     signer: str | None = None
     effective: date | None = None
     notes: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """How officials name the plan: "Kế hoạch năm 2025 (Quyết định 384/QĐ-UBND)"."""
+        return plan_label(self.year, self.decision)
+
+
+def plan_label(year: int, decision: str | None) -> str:
+    """A plan's short name from its year and decision number."""
+    return f"Kế hoạch năm {year}" + (f" (Quyết định {decision})" if decision else "")
 
 
 @dataclass(frozen=True)
@@ -227,9 +238,15 @@ def load_plan(path: str | Path | None = None, registry: Registry | None = None) 
     return _PlanReader(str(path), registry).read(data)
 
 
+def parse_plan(text: str, name: str, registry: Registry | None = None) -> Plan:
+    """A plan from its file's text (as stored when it was loaded); `name` stands for the
+    file in error messages."""
+    return _PlanReader(name, registry or load_registry()).read(load_yaml_text(text, name))
+
+
 # ------------------------------------------------------------------------------- reading
 
-_TOP_KEYS = {"plan", "sections", "reporting", "obligations", "kpi_targets"}
+_TOP_KEYS = {"plan", "sections", "reporting", "obligations", "kpi_targets", "draft_problems"}
 _REPORT_KEYS = {
     "data_from",
     "data_to",
@@ -276,6 +293,7 @@ class _PlanReader(FieldReader):
 
     def read(self, data: Any) -> Plan:
         data = self._top_level(data, _TOP_KEYS, "plan")
+        self._draft_problems(data)
         meta = self._meta(data)
         sections = self._sections(data)
         reporting = self._reporting(data)
@@ -428,6 +446,15 @@ class _PlanReader(FieldReader):
         return bool(known) and all(
             self.registry.is_group(c) and self.registry.group(c).external for c in known
         )
+
+    def _draft_problems(self, data: LineDict) -> None:
+        """A draft (`dunghan plan draft`) is refused while it lists problems to fix."""
+        for item in self._list(data, "draft_problems", required=False):
+            self.problems.add(
+                item.line,
+                f"bản nháp còn chỗ chưa sửa ở {item.get('row', '?')} ({item.get('field', '?')}): "
+                f"{item.get('problem', '')} — sửa rồi xóa mục này khỏi 'draft_problems'",
+            )
 
     # -- sections --------------------------------------------------------------------
 

@@ -5,10 +5,10 @@ A plan row says *when* its work is due in a short Vietnamese phrase ("Quý III/2
 `deadlines.phrases` turns each phrase into one of the rule kinds below; this module says
 what each kind means and computes its due dates (hạn) on the working-day calendar.
 
-The set of kinds is closed: fixed, period, recurring, after_event, continuous, on_demand,
-reference, combined. Every rule is a frozen dataclass that serialises to a JSON-able dict
-(`to_dict`, with "kind" first) and back (`rule_from_dict`), so a stored obligation keeps
-exactly the rule it was created from.
+The set of kinds is closed: fixed, period, recurring, annual, after_event, starting,
+continuous, on_demand, reference, combined. Every rule is a frozen dataclass that
+serialises to a JSON-able dict (`to_dict`, with "kind" first) and back (`rule_from_dict`),
+so a stored obligation keeps exactly the rule it was created from.
 
 Counting follows the Civil Code 2015 (shared/reference/vn-deadline-law.md §2):
 - Art. 147: the day of the triggering event is not counted;
@@ -225,6 +225,9 @@ class Rule(ABC):
     """A deadline rule. Subclasses are frozen dataclasses; `kind` names the subclass."""
 
     kind: ClassVar[str]
+    # True for the kinds whose due dates come from the calendar alone (fixed, period,
+    # recurring, annual): the engine creates their items ahead of time.
+    dated: ClassVar[bool] = False
 
     @abstractmethod
     def due_dates(self, cal: WorkCalendar, *, year: int) -> list[date]:
@@ -274,6 +277,7 @@ class Fixed(Rule):
     day: date
     before: bool
     kind: ClassVar[str] = "fixed"
+    dated: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         _check_type(self, "day", date)
@@ -336,6 +340,7 @@ class Period(Rule):
     end: date
     label: str
     kind: ClassVar[str] = "period"
+    dated: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         _check_type(self, "start", date)
@@ -382,6 +387,7 @@ class Recurring(Rule):
     freq: str
     before_day: int | None = None
     kind: ClassVar[str] = "recurring"
+    dated: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if self.freq not in MONTHS_PER_PERIOD:
@@ -445,6 +451,101 @@ class Recurring(Rule):
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "freq": self.freq, "before_day": self.before_day}
+
+
+@dataclass(frozen=True)
+class Annual(Rule):
+    """A day or a month that comes back every year: "Trước ngày 01/6 hằng năm",
+    "Chậm nhất ngày 15/12 hằng năm", "Tháng 12 hằng năm".
+
+    day=None: work within `month` of each year, due on the month's last working day (its
+    end rolled back, like a period). With a day, before=True ("trước ngày D/M") is due by
+    the end of D-1, rolled back to a working day; before=False ("chậm nhất ngày D/M",
+    "ngày D/M hằng năm") is due on D/M, rolled forward when a day off (Art. 148(5)).
+    29 February is refused: not every year has it. Several days a year ("trước ngày 01/6
+    và 15/11 hằng năm") are a combined rule of one `Annual` each.
+
+    Occurrence key: the stated day of that year ("2025-06-01") or the month ("2025-12"),
+    so a calendar change moves a due date and never makes a new occurrence.
+    """
+
+    month: int
+    day: int | None = None
+    before: bool = False
+    kind: ClassVar[str] = "annual"
+    dated: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        if not _is_int(self.month) or not 1 <= self.month <= 12:
+            raise RuleDataError(f"Tháng phải từ 1 đến 12, không phải {self.month!r}.")
+        _check_type(self, "before", bool)
+        if self.day is None:
+            if self.before:
+                raise RuleDataError("Hạn cả tháng hằng năm không có 'trước ngày' (before=false).")
+            return
+        if not _is_int(self.day) or not 1 <= self.day <= monthrange(2001, self.month)[1]:
+            raise RuleDataError(
+                f"Ngày {self.day!r}/{self.month} không có trong mọi năm (29/2 không dùng được)."
+            )
+
+    def _anchor(self, year: int) -> date:
+        return date(year, self.month, self.day or 1)
+
+    def _due_for(self, cal: WorkCalendar, year: int) -> date:
+        """The due date of the occurrence anchored in `year`."""
+        if self.day is None:
+            return cal.previous_working_day(last_day_of_month(year, self.month))
+        if self.before:
+            return cal.add_working_days(self._anchor(year), -1)
+        return cal.next_working_day(self._anchor(year))
+
+    def _key(self, year: int) -> str:
+        if self.day is None:
+            return f"{year}-{self.month:02d}"
+        return self._anchor(year).isoformat()
+
+    def occurrences(self, cal: WorkCalendar, *, year: int) -> list[tuple[str, date]]:
+        anchors = [year]
+        # Rolling back from early January can reach December; rolling forward from late
+        # December can reach January: the neighbouring year's occurrence is needed too.
+        if self.before and self.month == 1:
+            anchors.append(year + 1)
+        if not self.before and self.day is not None and self.month == 12:
+            anchors.append(year - 1)
+        pairs = []
+        for anchor in anchors:
+            try:
+                due = self._due_for(cal, anchor)
+            except OutOfRangeError as exc:
+                if anchor == year:
+                    raise
+                raise OutOfRangeError(
+                    f"Không tính đủ được các hạn năm {year}: hạn của năm {anchor} có thể rơi "
+                    f"vào năm {year}, nhưng lịch chưa có dữ liệu năm {anchor}. ({exc})"
+                ) from None
+            if due.year == year:
+                pairs.append((self._key(anchor), due))
+        return sorted(pairs, key=lambda kd: kd[1])
+
+    def due_dates(self, cal: WorkCalendar, *, year: int) -> list[date]:
+        return [due for _, due in self.occurrences(cal, year=year)]
+
+    def describe(self, cal: WorkCalendar | None = None) -> str:
+        if self.day is None:
+            return f"Hạn: hằng năm, ngày làm việc cuối cùng của tháng {self.month}"
+        when = f"{self.day}/{self.month}"
+        if self.before:
+            return (
+                f"Hạn: hằng năm, trước ngày {when} (nếu ngày liền trước là ngày nghỉ thì lùi về "
+                "ngày làm việc liền trước)"
+            )
+        return (
+            f"Hạn: hằng năm, chậm nhất ngày {when} (nếu là ngày nghỉ thì chuyển sang ngày làm "
+            f"việc tiếp theo, {ART_148_5})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "month": self.month, "day": self.day, "before": self.before}
 
 
 @dataclass(frozen=True)
@@ -542,6 +643,36 @@ class AfterEvent(Rule):
             "amount": self.amount,
             "unit": self.unit,
         }
+
+
+@dataclass(frozen=True)
+class Starting(Rule):
+    """Work that starts at a point and goes on with no end: "Từ năm 2025", "Từ tháng
+    6/2025", "Năm 2023 và những năm tiếp theo".
+
+    The plan sets no due date, only when the work begins (`start`, the first day of the
+    period named); `label` says it in the plan's words ("từ tháng 6/2025").
+    """
+
+    start: date
+    label: str
+    kind: ClassVar[str] = "starting"
+
+    def __post_init__(self) -> None:
+        _check_type(self, "start", date)
+        _check_text(self, "label")
+
+    def due_dates(self, cal: WorkCalendar, *, year: int) -> list[date]:
+        return []
+
+    def describe(self, cal: WorkCalendar | None = None) -> str:
+        return (
+            f"Thực hiện {self.label} trở đi (bắt đầu ngày {vn_date(self.start)}), thường xuyên; "
+            "không có ngày hạn riêng"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "start": self.start.isoformat(), "label": self.label}
 
 
 @dataclass(frozen=True)
@@ -649,8 +780,21 @@ class Combined(Rule):
 
 RULE_KINDS: dict[str, type[Rule]] = {
     cls.kind: cls
-    for cls in (Fixed, Period, Recurring, AfterEvent, Continuous, OnDemand, Reference, Combined)
+    for cls in (
+        Fixed,
+        Period,
+        Recurring,
+        Annual,
+        AfterEvent,
+        Starting,
+        Continuous,
+        OnDemand,
+        Reference,
+        Combined,
+    )
 }
+# The kinds whose items the engine creates ahead of time from the calendar alone.
+DATED_KINDS = tuple(kind for kind, cls in RULE_KINDS.items() if cls.dated)
 
 
 def due_dates_for(
@@ -659,10 +803,10 @@ def due_dates_for(
     """The due dates someone asking "when is this due?" expects, sorted.
 
     - fixed and period: their own due date, whatever `year` is (the phrase names its date);
-    - recurring: the due dates falling in `year`;
+    - recurring and annual: the due dates falling in `year`;
     - after_event: the due date after `event_date` (none without it, or when the plan sets
       no limit);
-    - continuous, on_demand, reference: none;
+    - starting, continuous, on_demand, reference: none;
     - combined: the union over its parts.
     """
     if isinstance(rule, Fixed | Period):
@@ -692,7 +836,9 @@ def rule_from_dict(data: dict[str, Any]) -> Rule:
         "fixed": {"day", "before"},
         "period": {"start", "end", "label"},
         "recurring": {"freq", "before_day"},
+        "annual": {"month", "day", "before"},
         "after_event": {"event", "event_code", "amount", "unit"},
+        "starting": {"start", "label"},
         "continuous": set(),
         "on_demand": set(),
         "reference": {"text", "code"},
@@ -710,6 +856,10 @@ def rule_from_dict(data: dict[str, Any]) -> Rule:
         return Period(start=start, end=end, label=data["label"])
     if kind == "recurring":
         return Recurring(freq=data["freq"], before_day=data["before_day"])
+    if kind == "annual":
+        return Annual(month=data["month"], day=data["day"], before=data["before"])
+    if kind == "starting":
+        return Starting(start=_iso_date(data, "start"), label=data["label"])
     if kind == "after_event":
         return AfterEvent(
             event=data["event"],

@@ -14,8 +14,25 @@ from prefect.events import emit_event
 from sqlalchemy import select
 
 from flows import engine
-from flows.engine import CompletionResult, EngineContext, EventResult
-from flows.parameters import ParameterError, check_day, check_range, check_section, parse_day
+from flows.engine import CompletionResult, EngineContext, EventResult, ObligationRef
+from flows.parameters import (
+    AGENCY,
+    EVENT,
+    SECTION,
+    Code,
+    Day,
+    Flag,
+    Number,
+    OptionalDay,
+    ParameterError,
+    PlanCode,
+    RunDay,
+    Text,
+    accepted,
+    check_day,
+    check_range,
+    today_in_vietnam,
+)
 from flows.reports.artifacts import (
     event_markdown,
     inspection_lines,
@@ -38,22 +55,25 @@ from models.tables import DeadlineItem, ItemStatus
     name="record-event",
     flow_run_name="sự kiện {event_code} — {agency}",
     description="Ghi nhận một sự kiện làm phát sinh hạn xử lý.",
+    validate_parameters=False,
 )
 def record_event_flow(
-    event_code: str,
-    agency: str,
-    date: str | None = None,
-    document: str = "",
-    description: str = "",
-) -> dict:
-    """Record that `event_code` happened to `agency` on `date` (YYYY-MM-DD, default today),
-    with its document number; create the items it starts and announce it, so the
-    obligations waiting for it run."""
+    event_code: Code(EVENT, "Loại sự kiện (mã — mô tả), ví dụ nhận được quyết định công bố TTHC."),
+    agency: Code(AGENCY, "Cơ quan nhận hoặc thực hiện sự kiện (mã — tên)."),
+    date: OptionalDay("Ngày sự kiện xảy ra (ngày của văn bản); để trống là hôm nay.") = None,
+    document: Text("Số, ký hiệu văn bản, ví dụ QĐ 1234/QĐ-BTP.") = "",
+    description: Text("Mô tả ngắn, ví dụ: Quyết định công bố TTHC lĩnh vực hộ tịch.") = "",
+):
+    """Record that `event_code` happened to `agency` on `date` (default today), with its
+    document number; create the items it starts and announce it, so the obligations
+    waiting for it run."""
     try:
-        occurred_on = parse_day(date, "date")
+        asked = accepted(record_event_flow, locals())
+        occurred_on = asked.date or today_in_vietnam()
+        event_code, document, description = asked.event_code, asked.document, asked.description
         with opened_engine() as ctx:
             check_event_code(ctx, event_code)
-            agency = ctx.agency(agency).code
+            agency = ctx.agency(asked.agency).code
             check_day(ctx, occurred_on, "date")
             result = store_event(ctx, event_code, agency, occurred_on, document, description)
             items = event_items(ctx, result.event_id)
@@ -66,7 +86,7 @@ def record_event_flow(
             return {
                 "event_id": result.event_id,
                 "already_recorded": result.already_recorded,
-                "obligations": result.obligations,
+                "obligations": [list(ref) for ref in result.obligations],
                 "created_items": result.created_items,
             }
     except REFUSALS as refused:
@@ -134,22 +154,26 @@ def announce_event(
         ]
         + [
             {
-                "prefect.resource.id": f"dunghan.obligation.{number}",
+                "prefect.resource.id": f"dunghan.obligation.{ref.plan}.{ref.number}",
                 "prefect.resource.role": "obligation",
-                "prefect.resource.name": f"{number} {ctx.obligation(number).title}",
+                "prefect.resource.name": f"{ref.number} {obligation_title(ctx, ref)}",
             }
-            for number in result.obligations
+            for ref in result.obligations
         ],
         payload={
             "occurred_on": occurred_on.isoformat(),
             "document": document,
-            "obligations": result.obligations,
+            "obligations": [list(ref) for ref in result.obligations],
             "items": [
                 {"id": item_id, "agency": code, "due": due.isoformat()}
                 for item_id, code, due in items
             ],
         },
     )
+
+
+def obligation_title(ctx: EngineContext, ref: ObligationRef) -> str:
+    return ctx.obligation(ref.number, ref.plan).title
 
 
 # ------------------------------------------------------------------ complete item
@@ -159,16 +183,21 @@ def announce_event(
     name="complete-item",
     flow_run_name="hoàn thành việc {item_id}",
     description="Ghi nhận một việc đã hoàn thành, kèm bằng chứng.",
+    validate_parameters=False,
 )
-def complete_item_flow(item_id: int, date: str | None = None, evidence: str = "") -> dict:
-    """Mark item `item_id` done on `date` (YYYY-MM-DD, default today) with its evidence
-    (a document number); done after the due date is kept as done late."""
+def complete_item_flow(
+    item_id: Number("Mã việc (cột «Việc» của bảng một nhiệm vụ, hoặc `dunghan items`).", minimum=1),
+    date: OptionalDay("Ngày hoàn thành; để trống là hôm nay.") = None,
+    evidence: Text(
+        "Bằng chứng hoàn thành (bắt buộc): số văn bản, ví dụ Công văn 45/STP-VP.",
+        required="cần ghi bằng chứng hoàn thành, ví dụ số văn bản",
+    ) = "",
+):
+    """Mark item `item_id` done on `date` (default today) with its evidence (a document
+    number); done after the due date is kept as done late."""
     try:
-        done_on = parse_day(date, "date")
-        if not evidence.strip():
-            raise ParameterError(
-                "Tham số evidence rỗng: cần ghi bằng chứng hoàn thành, ví dụ số văn bản."
-            )
+        asked = accepted(complete_item_flow, locals())
+        item_id, done_on, evidence = asked.item_id, asked.date or today_in_vietnam(), asked.evidence
         with opened_engine() as ctx:
             check_day(ctx, done_on, "date")
             result = complete(ctx, item_id, done_on, evidence)
@@ -204,25 +233,33 @@ def complete(ctx: EngineContext, item_id: int, done_on: Date, evidence: str) -> 
     name="inspect",
     flow_run_name="kiểm tra {agency}: {from_date} — {to_date}",
     description="Kiểm tra việc thực hiện kế hoạch của một cơ quan.",
+    validate_parameters=False,
 )
 def inspect_flow(
-    agency: str,
-    from_date: str,
-    to_date: str,
-    section: str | None = None,
-    date: str | None = None,
-) -> dict:
-    """A compliance report for `agency` on the items due from `from_date` to `to_date`
-    (YYYY-MM-DD), in plan `section` (e.g. "X", "B.III"; default all), as of `date`
-    (default today): a markdown artifact and an HTML file under var/reports/."""
+    agency: Code(AGENCY, "Cơ quan được kiểm tra (mã — tên)."),
+    from_date: Day("Xét các việc có hạn từ ngày này."),
+    to_date: Day("… đến ngày này."),
+    section: Code(
+        SECTION,
+        "Chỉ xét một mục của kế hoạch, ví dụ X hoặc B.III; để trống là toàn kế hoạch "
+        "(khi có nhiều kế hoạch, mục cần kế hoạch).",
+        optional=True,
+    ) = None,
+    date: OptionalDay("Tình hình tính đến ngày này; để trống là hôm nay.") = None,
+    plan: PlanCode = None,
+):
+    """A compliance report for `agency` on the items due from `from_date` to `to_date` of
+    plan `plan` (default every loaded plan), in its `section` (e.g. "X", "B.III"; default
+    all), as of `date` (default today): a markdown artifact and an HTML file under
+    var/reports/."""
     try:
-        start, end = parse_day(from_date, "from_date"), parse_day(to_date, "to_date")
-        as_of = parse_day(date, "date")
+        asked = accepted(inspect_flow, locals())
+        start, end = asked.from_date, asked.to_date
+        as_of = asked.date or today_in_vietnam()
         check_range(start, end)
         with opened_engine() as ctx:
-            agency = ctx.agency(agency).code
-            section = check_section(ctx.plan, section)
-            report = inspect(ctx, agency, start, end, as_of, section)
+            agency = ctx.agency(asked.agency).code
+            report = inspect(ctx, agency, start, end, as_of, asked.section, asked.plan)
             path = write_inspection_html(report, reports_dir())
             publish_inspection(report, path)
             logger = get_run_logger()
@@ -235,9 +272,15 @@ def inspect_flow(
 
 @database_step("read the agency's items")
 def inspect(
-    ctx: EngineContext, agency: str, start: Date, end: Date, as_of: Date, section: str | None
+    ctx: EngineContext,
+    agency: str,
+    start: Date,
+    end: Date,
+    as_of: Date,
+    section: str | None,
+    plan: str | None = None,
 ) -> ComplianceReport:
-    return compliance_report(ctx, agency, start, end, as_of, section)
+    return compliance_report(ctx, agency, start, end, as_of, section, plan)
 
 
 # ---------------------------------------------------------------------- recompute
@@ -247,16 +290,21 @@ def inspect(
     name="recompute",
     flow_run_name="tính lại hạn",
     description="Tính lại hạn các việc đang mở sau khi đổi lịch hoặc quy tắc.",
+    validate_parameters=False,
 )
-def recompute_flow(date: str | None = None, dry_run: bool = False) -> dict:
+def recompute_flow(
+    date: RunDay = None,
+    dry_run: Flag("Chỉ báo cáo hạn cũ → hạn mới, không ghi thay đổi.") = False,
+):
     """Recompute the due dates of open items from their obligation's current rule and
     the current calendar (after a calendar or rule change); report each change, old →
     new and why. With `dry_run`, report without changing anything."""
     try:
-        today = parse_day(date, "date")
+        asked = accepted(recompute_flow, locals())
+        today = asked.date or today_in_vietnam()
         with opened_engine() as ctx:
             check_day(ctx, today, "date")
-            result = recompute_dues(ctx, today, dry_run)
+            result = recompute_dues(ctx, today, asked.dry_run)
             publish_recompute(result)
             logger = get_run_logger()
             for line in recompute_lines(result):

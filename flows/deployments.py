@@ -1,5 +1,6 @@
-"""Every deployment dunghan runs, built from the loaded plan: one per obligation, the daily
-sweep, and the ad hoc admin flows.
+"""Every deployment dunghan runs, built from the loaded plans: one per obligation of each
+plan in the database (`dunghan plan load`; a retired plan has none), the daily sweep, and
+the ad hoc admin flows.
 
 `dunghan serve` serves exactly `build_deployments(...)`; `dunghan deployments write` writes
 the same list to prefect.yaml (`prefect_yaml`), so the two cannot drift apart.
@@ -12,7 +13,6 @@ that starts a due date, whenever recording such an event emits `dunghan.event.re
 from __future__ import annotations
 
 import inspect
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, time
@@ -29,17 +29,18 @@ from prefect.events import DeploymentEventTrigger
 from prefect.schedules import Cron, Schedule
 from prefect.types.names import BANNED_CHARACTERS
 
-from deadlines.agencies import load_registry
+from deadlines.agencies import Registry
 from deadlines.calendar import WorkCalendar
-from deadlines.ladder import Ladder, load_ladder
+from deadlines.ladder import Ladder
 from deadlines.plan import Obligation as PlanObligation
-from deadlines.plan import Plan, load_plan, rule_parts
+from deadlines.plan import Plan, rule_parts
 from flows.admin import complete_item_flow, inspect_flow, recompute_flow, record_event_flow
 from flows.daily_sweep import daily_sweep
-from flows.engine import LADDER_ENV, PLAN_ENV, REGISTRY_ENV
+from flows.engine import EngineContext, plan_event_types
 from flows.obligation import obligation_flow
 from flows.outbox_flow import deliver_outbox
-from flows.parameters import TIMEZONE
+from flows.parameters import TIMEZONE, choice_lists, described_schema, label
+from flows.plan_status import plan_status_flow
 from flows.reports.review import obligation_dues, obligation_section
 from flows.reports.scorecard import report_days
 from flows.scorecard import monthly_scorecard
@@ -65,6 +66,7 @@ assert set(NAME_REPLACEMENTS) == set(BANNED_CHARACTERS)
 DAILY_SWEEP_NAME = "Quét hạn hằng ngày"
 SCORECARD_NAME = "Bảng đánh giá hằng tháng"
 OUTBOX_NAME = "Gửi thư trong hàng đợi"
+STATUS_NAME = "Tình hình kế hoạch"
 ADMIN_DEPLOYMENTS = (
     (record_event_flow, "Ghi nhận sự kiện"),
     (complete_item_flow, "Ghi nhận hoàn thành"),
@@ -76,51 +78,67 @@ FLOWS: tuple[Flow, ...] = (
     daily_sweep,
     monthly_scorecard,
     deliver_outbox,
+    plan_status_flow,
     *(f for f, _ in ADMIN_DEPLOYMENTS),
 )
 
 
 @dataclass(frozen=True)
 class Reference:
-    """What the deployments are built from: the plan, the calendar, the ladder."""
+    """What the deployments are built from: the registry, the plans in force (loaded, not
+    retired), the calendar, the ladder."""
 
-    plan: Plan
+    registry: Registry
+    plans: tuple[Plan, ...]
     cal: WorkCalendar
     ladder: Ladder
 
+    @property
+    def choices(self) -> dict[str, list[str]]:
+        """The dropdowns of the flows' parameters: agencies, plans, sections, obligations,
+        events."""
+        events = {
+            code: name for plan in self.plans for code, (name, _) in plan_event_types(plan).items()
+        }
+        return choice_lists(self.registry, self.plans, events)
 
-def load_reference() -> Reference:
-    """The configured plan, calendar and ladder: the files `EngineContext.open` loads
-    (`DUNGHAN_PLAN_FILE`, `DUNGHAN_REGISTRY_FILE`, `DUNGHAN_LADDER_FILE`,
-    `DUNGHAN_CALENDAR_OVERRIDES`, else the shipped ones), without opening the database."""
-    registry = load_registry(os.environ.get(REGISTRY_ENV) or None)
+
+def load_reference(database_url: str | None = None) -> Reference:
+    """The loaded plans, calendar and ladder, as `EngineContext.open` reads them (the
+    database of `DUNGHAN_DATABASE_URL`, which gets the default plan if it has none; the
+    ladder and calendar of `DUNGHAN_LADDER_FILE`, `DUNGHAN_CALENDAR_OVERRIDES`, else the
+    shipped ones)."""
+    ctx = EngineContext.open(database_url)
+    ctx.db.dispose()
     return Reference(
-        plan=load_plan(os.environ.get(PLAN_ENV) or None, registry=registry),
-        cal=WorkCalendar.from_settings(),
-        ladder=load_ladder(os.environ.get(LADDER_ENV) or None),
+        registry=ctx.registry,
+        plans=tuple(p for code, p in ctx.plans.items() if code not in ctx.retired),
+        cal=ctx.cal,
+        ladder=ctx.ladder,
     )
 
 
 # --------------------------------------------------------------- one obligation
 
 
-def deployment_name(ob: PlanObligation) -> str:
-    """The plan number and short title: "X.2 Báo cáo công tác cải cách TTHC hằng tháng"."""
-    name = f"{ob.number} {ob.title}"
+def deployment_name(plan: Plan, ob: PlanObligation) -> str:
+    """The plan's code, the number and short title:
+    "nghe-an-2025-kstthc — X.2 Báo cáo công tác cải cách TTHC hằng tháng"."""
+    name = f"{plan.meta.code} — {ob.number} {ob.title}"
     for banned, replacement in NAME_REPLACEMENTS.items():
         name = name.replace(banned, replacement)
     return " ".join(name.split())
 
 
-def obligation_tags(ob: PlanObligation) -> list[str]:
-    return [f"section:{obligation_section(ob)}", *dict.fromkeys(ob.lead)]
+def obligation_tags(plan: Plan, ob: PlanObligation) -> list[str]:
+    return [f"plan:{plan.meta.code}", f"section:{obligation_section(ob)}", *dict.fromkeys(ob.lead)]
 
 
-def schedule_days(ref: Reference, ob: PlanObligation) -> list[date]:
+def schedule_days(ref: Reference, plan: Plan, ob: PlanObligation) -> list[date]:
     """The days an obligation's run has something to do: each due date of the plan year
     and each day a ladder step falls for it (reminders before, escalations after)."""
     days: set[date] = set()
-    for due in obligation_dues(ref.plan, ref.cal, ob):
+    for due in obligation_dues(plan, ref.cal, ob):
         days.update(ref.ladder.step_date(ref.cal, due, step) for step in ref.ladder.steps)
     return sorted(days)
 
@@ -138,7 +156,7 @@ def rdate_schedules(days: Sequence[date]) -> list[Schedule]:
     ]
 
 
-def obligation_triggers(ob: PlanObligation) -> list[DeploymentEventTrigger]:
+def obligation_triggers(plan: Plan, ob: PlanObligation) -> list[DeploymentEventTrigger]:
     """One trigger per event that starts a due date of this obligation."""
     parts = {
         part.event_code: part
@@ -147,55 +165,87 @@ def obligation_triggers(ob: PlanObligation) -> list[DeploymentEventTrigger]:
     }
     return [
         DeploymentEventTrigger(
-            name=f"{ob.number} — khi {part.event}",
-            description=f"Chạy nhiệm vụ {ob.number} khi ghi nhận sự kiện: {part.event}.",
+            name=f"{plan.meta.code} {ob.number} — khi {part.event}",
+            description=f"Chạy nhiệm vụ {ob.number} ({plan.meta.label}) khi ghi nhận sự kiện: "
+            f"{part.event}.",
             enabled=True,
             expect={EVENT_RECORDED},
             match={"dunghan.event-code": code},
-            parameters={"number": ob.number},
+            parameters={"number": ob.number, "plan": plan.meta.code},  # codes, as events pass
         )
         for code, part in sorted(parts.items())
     ]
 
 
-def obligation_description(ref: Reference, ob: PlanObligation) -> str:
+def obligation_parameters(plan: Plan, ob: PlanObligation) -> dict[str, str]:
+    """The plan and the obligation, as the dropdowns show them ("X.2 — Báo cáo …")."""
+    return {"number": label(ob.number, ob.title), "plan": label(plan.meta.code, plan.meta.label)}
+
+
+def obligation_description(ref: Reference, plan: Plan, ob: PlanObligation) -> str:
     lead = " ".join((ob.lead_text or ", ".join(ob.lead)).split())
     return (
         f"{ob.content}\n\nThời hạn trong kế hoạch: «{ob.timing}». {ob.rule.describe(ref.cal)}.\n"
-        f"Chủ trì: {lead}. Nguồn: {ob.source}."
+        f"Chủ trì: {lead}. Nguồn: {ob.source}.\n{plan.meta.label}: {plan.meta.title}"
     )
 
 
-def obligation_deployment(ref: Reference, ob: PlanObligation) -> RunnerDeployment:
+def obligation_deployment(ref: Reference, plan: Plan, ob: PlanObligation) -> RunnerDeployment:
     return obligation_flow.to_deployment(
-        name=deployment_name(ob),
-        description=obligation_description(ref, ob),
-        parameters={"number": ob.number},
-        tags=obligation_tags(ob),
-        schedules=rdate_schedules(schedule_days(ref, ob)),
-        triggers=obligation_triggers(ob),
+        name=deployment_name(plan, ob),
+        description=obligation_description(ref, plan, ob),
+        parameters=obligation_parameters(plan, ob),
+        tags=obligation_tags(plan, ob),
+        schedules=rdate_schedules(schedule_days(ref, plan, ob)),
+        triggers=obligation_triggers(plan, ob),
+        enforce_parameter_schema=False,
     )
+
+
+def with_typed_parameters(
+    deployment: RunnerDeployment, choices: dict[str, list[str]]
+) -> RunnerDeployment:
+    """The deployment's parameter schema with the Vietnamese descriptions and the
+    dropdowns of the loaded registry and plan (Prefect's own schema has neither).
+
+    The API does not check parameters against this schema (`enforce_parameter_schema`
+    off): the flows validate their own and refuse in Vietnamese, and accept a code
+    ("SO-TP") as well as a dropdown's label ("SO-TP — Sở Tư pháp"), as automations and
+    event triggers pass codes."""
+    flow = next(f for f in FLOWS if f.name == deployment.flow_name)
+    schema = deployment._parameter_openapi_schema
+    deployment._parameter_openapi_schema = type(schema)(
+        **described_schema(flow.fn, schema.model_dump(), choices)
+    )
+    return deployment
 
 
 # -------------------------------------------------------------------- all of them
 
 
 def build_deployments(ref: Reference) -> list[RunnerDeployment]:
-    """The full set: every obligation of the plan, the daily sweep, the monthly scorecard
-    (on the third working day of each month), the admin flows."""
-    deployments = [obligation_deployment(ref, ob) for ob in ref.plan.obligations]
+    """The full set: every obligation of each plan in force, the daily sweep, the monthly
+    scorecard (on the third working day of each month of the plans' years), the outbox
+    delivery, the plans' status (run when serving starts), the admin flows."""
+    deployments = [
+        obligation_deployment(ref, plan, ob) for plan in ref.plans for ob in plan.obligations
+    ]
     deployments.append(
         daily_sweep.to_deployment(
             name=DAILY_SWEEP_NAME,
             tags=["sweep"],
             schedules=[Cron(DAILY_SWEEP_CRON, timezone=TIMEZONE)],
+            enforce_parameter_schema=False,
         )
     )
     deployments.append(
         monthly_scorecard.to_deployment(
             name=SCORECARD_NAME,
             tags=["report"],
-            schedules=rdate_schedules(report_days(ref.cal, ref.plan.meta.year)),
+            schedules=rdate_schedules(
+                sorted({d for year in plan_years(ref) for d in report_days(ref.cal, year)})
+            ),
+            enforce_parameter_schema=False,
         )
     )
     deployments.append(
@@ -203,12 +253,24 @@ def build_deployments(ref: Reference) -> list[RunnerDeployment]:
             name=OUTBOX_NAME,
             tags=["mail"],
             schedules=[Cron(OUTBOX_CRON, timezone=TIMEZONE)],
+            enforce_parameter_schema=False,
+        )
+    )
+    deployments.append(
+        plan_status_flow.to_deployment(
+            name=STATUS_NAME, tags=["report"], enforce_parameter_schema=False
         )
     )
     deployments += [
-        flow.to_deployment(name=name, tags=["admin"]) for flow, name in ADMIN_DEPLOYMENTS
+        flow.to_deployment(name=name, tags=["admin"], enforce_parameter_schema=False)
+        for flow, name in ADMIN_DEPLOYMENTS
     ]
-    return deployments
+    choices = ref.choices
+    return [with_typed_parameters(d, choices) for d in deployments]
+
+
+def plan_years(ref: Reference) -> list[int]:
+    return sorted({plan.meta.year for plan in ref.plans})
 
 
 def entrypoint(flow: Flow) -> str:
@@ -235,6 +297,7 @@ def deployment_spec(deployment: RunnerDeployment) -> dict:
         "description": deployment.description,
         "tags": list(deployment.tags),
         "parameters": dict(deployment.parameters),
+        "enforce_parameter_schema": deployment.enforce_parameter_schema,
         "schedules": [schedule_spec(s.schedule) for s in deployment.schedules or []],
         "work_pool": {"name": WORK_POOL},
     }
@@ -244,7 +307,7 @@ def deployment_spec(deployment: RunnerDeployment) -> dict:
 
 
 HEADER = """\
-# Generated by `dunghan deployments write` from the loaded plan: do not edit by hand.
+# Generated by `dunghan deployments write` from the loaded plans: do not edit by hand.
 # The same deployments as `dunghan serve`.
 #
 # Either serve them from this process (no work pool needed):
@@ -287,8 +350,8 @@ def write_prefect_yaml(path: Path, deployments: Sequence[RunnerDeployment]) -> P
 
 
 def prune_stale(deployments: Sequence[RunnerDeployment]) -> list[str]:
-    """Delete the obligation deployments a previous plan left on the Prefect server
-    (those not in `deployments`); returns their full names."""
+    """Delete the obligation deployments a previous or retired plan left on the Prefect
+    server (those not in `deployments`); returns their full names."""
     keep = {d.name for d in deployments if d.flow_name == obligation_flow.name}
     flow_filter = FlowFilter(name=FlowFilterName(any_=[obligation_flow.name]))
     with get_client(sync_client=True) as client:

@@ -16,17 +16,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from deadlines.agencies import Registry, load_registry
 from deadlines.calendar import WorkCalendar
+from deadlines.datafile import DataFileError, Problem
 from deadlines.dossier import OneStopRules
 from deadlines.ladder import Ladder, Step, load_ladder, role_address
-from deadlines.plan import Plan, load_plan, rule_parts
+from deadlines.plan import DEFAULT_PLAN_PATH, Plan, parse_plan, rule_parts
 from flows.dossiers import DossierAlerts, dossier_alerts
 from models.db import make_engine, migrate, session_scope
 from models.store import audit, audit_many, insert_ignoring_duplicates, upsert, utcnow
@@ -43,6 +45,7 @@ from models.tables import (
 from models.tables import Plan as PlanRow
 from notifications import compose
 from notifications.outbox import store_messages
+from plans import PLANS_DIR
 
 PLAN_ENV, REGISTRY_ENV, LADDER_ENV = (
     "DUNGHAN_PLAN_FILE",
@@ -55,22 +58,41 @@ class EngineError(ValueError):
     """A request the engine refuses, with a message for the person who made it."""
 
 
+class ObligationRef(NamedTuple):
+    """An obligation as the store knows it: its plan's code and its number in the plan."""
+
+    plan: str
+    number: str
+
+    def __str__(self) -> str:
+        return f"{self.number} ({self.plan})"
+
+
 # --------------------------------------------------------------------------- context
 
 
 @dataclass
 class EngineContext:
-    """Everything a run needs: the store, the calendar, the plan, the registry, the ladder."""
+    """Everything a run needs: the store, the calendar, the loaded plans, the registry,
+    the ladder.
+
+    `plans` holds every plan loaded into the database (`dunghan plan load`), by code,
+    oldest first; `retired` the last day in force of those retired (`dunghan plan
+    retire`); `obligation_ids` the stored id of each current obligation, by (plan code,
+    number): two plans may both have an "I.1".
+    """
 
     db: Engine
     cal: WorkCalendar
-    plan: Plan
+    plans: dict[str, Plan]
     registry: Registry
     ladder: Ladder
     one_stop: OneStopRules = field(default_factory=OneStopRules.load)
-    obligation_ids: dict[str, int] = field(default_factory=dict)
-    # The items the plan year owes (computed once per context) and those already known
-    # to be stored, so the daily sweep does not rebuild and re-insert the whole year.
+    retired: dict[str, date] = field(default_factory=dict)
+    obligation_ids: dict[ObligationRef, int] = field(default_factory=dict)
+    # The items the loaded plans owe (computed once per context and set of plans) and
+    # those already known to be stored, so the daily sweep does not rebuild and re-insert
+    # the whole year.
     _planned: list[PlannedItem] | None = field(default=None, repr=False)
     materialised: set[tuple[int, str, str]] = field(default_factory=set, repr=False)
 
@@ -84,11 +106,14 @@ class EngineContext:
         registry_path: str | Path | None = None,
         calendar: WorkCalendar | None = None,
     ) -> EngineContext:
-        """Open (create or migrate) the database and load the reference data into it.
+        """Open (create or migrate) the database, sync the registry into it and read the
+        loaded plans.
 
-        Files not given fall back to the settings `DUNGHAN_PLAN_FILE`,
-        `DUNGHAN_REGISTRY_FILE`, `DUNGHAN_LADDER_FILE` (and `DUNGHAN_CALENDAR_OVERRIDES`
-        for the calendar), then to the shipped data.
+        A database without any plan gets the default plan: `plan_path`, else the setting
+        `DUNGHAN_PLAN_FILE`, else the shipped 2025 plan of Nghệ An (so a fresh clone runs
+        with no step). Other files not given fall back to `DUNGHAN_REGISTRY_FILE`,
+        `DUNGHAN_LADDER_FILE` (and `DUNGHAN_CALENDAR_OVERRIDES` for the calendar), then
+        to the shipped data.
         """
         db = make_engine(database_url)
         migrate(db)
@@ -96,75 +121,142 @@ class EngineContext:
         ctx = cls(
             db=db,
             cal=calendar or WorkCalendar.from_settings(),
-            plan=load_plan(plan_path or os.environ.get(PLAN_ENV) or None, registry=registry),
+            plans={},
             registry=registry,
             ladder=load_ladder(ladder_path or os.environ.get(LADDER_ENV) or None),
         )
-        ctx.sync_reference_data()
+        ctx.sync_reference_data(plan_path or os.environ.get(PLAN_ENV) or None)
         return ctx
 
-    def sync_reference_data(self) -> None:
-        """Upsert agencies, the plan, its obligations and assignments (idempotent)."""
+    def sync_reference_data(self, default_plan: str | Path | None = None) -> None:
+        """Upsert the agencies; load the default plan into a database that has none (or
+        whose plan rows predate stored plan texts); read every loaded plan."""
         with session_scope(self.db) as session:
             upsert(
                 session, Agency, [_agency_row(a) for a in self.registry.agencies.values()], ["code"]
             )
-            upsert(
-                session,
-                PlanRow,
-                [
-                    {
-                        "code": self.plan.meta.code,
-                        "title": self.plan.meta.title,
-                        "year": self.plan.meta.year,
-                        "decision": self.plan.meta.decision,
-                        "loaded_at": utcnow(),
-                    }
-                ],
-                ["code"],
+            stored = session.execute(select(PlanRow.code, PlanRow.document)).all()
+            if not stored or any(document is None for _, document in stored):
+                path = Path(default_plan) if default_plan else DEFAULT_PLAN_PATH
+                text = read_plan_text(path)
+                plan = parse_plan(text, str(path), self.registry)
+                missing = {code for code, document in stored if document is None}
+                if not stored or plan.meta.code in missing:
+                    store_plan(session, plan, text, shown_path(path))
+            self.read_plans(session)
+
+    def read_plans(self, session: Session) -> None:
+        """The loaded plans as the store holds them (each parsed from its stored text)."""
+        plans: dict[str, Plan] = {}
+        retired: dict[str, date] = {}
+        for code, document, source, retired_on in session.execute(
+            select(PlanRow.code, PlanRow.document, PlanRow.source_file, PlanRow.retired_on)
+            .where(PlanRow.document.is_not(None))
+            .order_by(PlanRow.year, PlanRow.id)
+        ):
+            try:  # the stored copy of that file, as it was loaded
+                plans[code] = parse_plan(document, source or code, self.registry)
+            except DataFileError as exc:
+                raise EngineError(
+                    f"Bản đã nạp của kế hoạch {code} không còn hợp lệ với danh bạ và quy tắc "
+                    f"hiện hành; sửa tệp kế hoạch rồi nạp lại (`dunghan plan load TỆP`):\n{exc}"
+                ) from None
+            if retired_on is not None:
+                retired[code] = retired_on
+        self.plans, self.retired = plans, retired
+        self._planned = None  # what the plans owe is computed again on demand
+        self.obligation_ids = {
+            ObligationRef(code, number): oid
+            for code, number, oid in session.execute(
+                select(PlanRow.code, Obligation.number, Obligation.id)
+                .join(PlanRow, PlanRow.id == Obligation.plan_id)
+                .where(Obligation.removed_at.is_(None))
             )
-            plan_id = session.scalar(select(PlanRow.id).where(PlanRow.code == self.plan.meta.code))
-            upsert(
-                session,
-                Obligation,
-                [
-                    {
-                        "plan_id": plan_id,
-                        "number": ob.number,
-                        "section": ob.section,
-                        "title": ob.title,
-                        "content": ob.content,
-                        "timing": ob.timing,
-                        "rule": ob.rule.to_dict(),
-                    }
-                    for ob in self.plan.obligations
-                ],
-                ["plan_id", "number"],
-            )
-            rows = session.execute(
-                select(Obligation.number, Obligation.id).where(Obligation.plan_id == plan_id)
-            )
-            self.obligation_ids = {number: oid for number, oid in rows}
-            assignments = [
-                {"obligation_id": self.obligation_ids[ob.number], "target": code, "role": role}
-                for ob in self.plan.obligations
-                for role, codes in (("lead", ob.lead), ("coordinating", ob.coordinating))
-                for code in codes
-            ]
-            insert_ignoring_duplicates(
-                session, Assignment, assignments, ["obligation_id", "target", "role"]
-            )
+        }
 
     # ------------------------------------------------------------------ lookups
 
-    def obligation(self, number: str):
-        try:
-            return self.plan.obligation(number)
-        except KeyError:
-            known = ", ".join(ob.number for ob in self.plan.obligations)
+    @property
+    def plan(self) -> Plan:
+        """The most recent loaded plan (by year, then signing date): the one a report
+        refers to when nothing says which."""
+        if not self.plans:
+            raise EngineError("Chưa nạp kế hoạch nào: dùng `dunghan plan load TỆP`.")
+        return max(self.plans.values(), key=lambda p: (p.meta.year, p.meta.signed))
+
+    def plan_of(self, code: str | None, *, on: date | None = None) -> Plan:
+        """The plan `code`; without a code, the plan in force on `on` (or the current)."""
+        if code is None or not str(code).strip():
+            return self.plan_on(on) if on is not None else self.plan
+        plan = self.plans.get(str(code).strip())
+        if plan is None:
+            known = ", ".join(self.plans) or "(chưa có)"
             raise EngineError(
-                f"Không có nhiệm vụ số '{number}' trong kế hoạch. Các số hợp lệ: {known}"
-            ) from None
+                f"Không có kế hoạch mã '{code}'. Các kế hoạch đã nạp: {known} "
+                "(xem `dunghan plan list`)."
+            )
+        return plan
+
+    def plan_end(self, plan: Plan) -> date:
+        """The last day a plan is in force: its year's end, or its retirement."""
+        end = date(plan.meta.year, 12, 31)
+        retired = self.retired.get(plan.meta.code)
+        return min(end, retired) if retired is not None else end
+
+    def in_force(self, plan: Plan, day: date) -> bool:
+        return plan.start <= day <= self.plan_end(plan)
+
+    def plan_on(self, day: date) -> Plan:
+        """The plan in force on `day` (the latest signed if several), else the latest
+        that started before it, else the current one."""
+        plans = sorted(self.plans.values(), key=lambda p: (p.meta.year, p.meta.signed))
+        for candidates in (
+            [p for p in plans if self.in_force(p, day)],
+            [p for p in plans if p.start <= day],
+        ):
+            if candidates:
+                return candidates[-1]
+        return self.plan
+
+    def obligation(self, number: str, plan: str | None = None):
+        """The obligation `number` of plan `plan` (without a plan: of the one loaded plan
+        that has such a number)."""
+        ref = self.ref(number, plan)
+        return self.plans[ref.plan].obligation(ref.number)
+
+    def ref(self, number: str, plan: str | None = None) -> ObligationRef:
+        """Which obligation a person means by `number` (and `plan`, needed only when
+        several loaded plans have that number)."""
+        if plan is not None:
+            found = self.plan_of(plan)
+            if not _has(found, number):
+                known = ", ".join(ob.number for ob in found.obligations)
+                raise EngineError(
+                    f"Không có nhiệm vụ số '{number}' trong kế hoạch {found.meta.code}. "
+                    f"Các số hợp lệ: {known}"
+                )
+            return ObligationRef(found.meta.code, number)
+        having = [code for code, p in self.plans.items() if _has(p, number)]
+        if len(having) == 1:
+            return ObligationRef(having[0], number)
+        if len(having) > 1:
+            raise EngineError(
+                f"Nhiệm vụ số '{number}' có trong nhiều kế hoạch ({', '.join(having)}): "
+                "hãy nêu mã kế hoạch."
+            )
+        known = ", ".join(ob.number for p in self.plans.values() for ob in p.obligations)
+        raise EngineError(f"Không có nhiệm vụ số '{number}' trong kế hoạch. Các số hợp lệ: {known}")
+
+    def scope_ids(self, plan: str | None, numbers: Sequence[str] | None) -> list[int] | None:
+        """The stored ids of the obligations a request covers (None: every plan's)."""
+        if plan is None and numbers is None:
+            return None
+        codes = [self.plan_of(plan).meta.code] if plan is not None else list(self.plans)
+        return [
+            oid
+            for (code, number), oid in self.obligation_ids.items()
+            if code in codes and (numbers is None or number in numbers)
+        ]
 
     def agency(self, code: str):
         agency = self.registry.agencies.get(code)
@@ -191,14 +283,24 @@ class EngineContext:
         return list(out)
 
     def planned_items(self) -> list[PlannedItem]:
-        """Every item the plan year owes: each occurrence of each date-based obligation
-        (a duty written twice counted once), for each agency answering on its due date."""
+        """Every item the loaded plans owe: each occurrence of each date-based obligation
+        of each plan's year (a duty written twice counted once; a retired plan's, up to
+        its last day), for each agency answering on its due date."""
         if self._planned is None:
             self._planned = [
-                PlannedItem(self.obligation_ids[ob.number], ob.number, agency, key, due)
-                for ob in self.plan.obligations
-                if self.plan.owes_items(ob)
-                for key, due in self.plan.occurrences(ob, self.cal)
+                PlannedItem(
+                    self.obligation_ids[ObligationRef(code, ob.number)],
+                    ob.number,
+                    agency,
+                    key,
+                    due,
+                    code,
+                )
+                for code, plan in self.plans.items()
+                for ob in plan.obligations
+                if plan.owes_items(ob)
+                for key, due in plan.occurrences(ob, self.cal)
+                if code not in self.retired or due <= self.retired[code]
                 for agency in self.responsible(ob.lead, due, ob.function)
             ]
         return self._planned
@@ -211,10 +313,114 @@ class PlannedItem:
     agency_code: str
     period_key: str
     due: date
+    plan: str
 
     @property
     def key(self) -> tuple[int, str, str]:
         return (self.obligation_id, self.agency_code, self.period_key)
+
+
+def _has(plan: Plan, number: str) -> bool:
+    return any(ob.number == number for ob in plan.obligations)
+
+
+def shown_path(path: str | Path) -> str:
+    """A plan file's path as recorded: relative to the project for the shipped plans."""
+    try:
+        return Path(path).resolve().relative_to(PLANS_DIR.parent).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def read_plan_text(path: str | Path) -> str:
+    """A plan file's text; a missing or unreadable file is a `DataFileError`."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataFileError([Problem(str(path), 0, "không tìm thấy tệp")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataFileError([Problem(str(path), 0, f"không đọc được tệp: {exc}")]) from None
+
+
+def store_plan(session: Session, plan: Plan, text: str, source: str) -> int:
+    """Upsert a plan, its obligations and their assignments from the file's `text`; mark
+    the obligations this version dropped (their items keep them). Returns the plan's id."""
+    now = utcnow()
+    upsert(
+        session,
+        PlanRow,
+        [
+            {
+                "code": plan.meta.code,
+                "title": plan.meta.title,
+                "year": plan.meta.year,
+                "decision": plan.meta.decision,
+                "loaded_at": now,
+                "document": text,
+                "digest": plan_digest(text),
+                "source_file": source,
+            }
+        ],
+        ["code"],
+    )
+    plan_id = session.scalar(select(PlanRow.id).where(PlanRow.code == plan.meta.code))
+    upsert(
+        session,
+        Obligation,
+        [
+            {
+                "plan_id": plan_id,
+                "number": ob.number,
+                "section": ob.section,
+                "title": ob.title,
+                "content": ob.content,
+                "timing": ob.timing,
+                "rule": ob.rule.to_dict(),
+                "removed_at": None,
+            }
+            for ob in plan.obligations
+        ],
+        ["plan_id", "number"],
+    )
+    numbers = [ob.number for ob in plan.obligations]
+    session.execute(
+        update(Obligation)
+        .where(
+            Obligation.plan_id == plan_id,
+            Obligation.number.not_in(numbers),
+            Obligation.removed_at.is_(None),
+        )
+        .values(removed_at=now)
+    )
+    ids = dict(
+        session.execute(
+            select(Obligation.number, Obligation.id).where(Obligation.plan_id == plan_id)
+        ).all()
+    )
+    wanted = [
+        {"obligation_id": ids[ob.number], "target": code, "role": role}
+        for ob in plan.obligations
+        for role, codes in (("lead", ob.lead), ("coordinating", ob.coordinating))
+        for code in codes
+    ]
+    keep = {(row["obligation_id"], row["target"], row["role"]) for row in wanted}
+    stale = [
+        assignment_id
+        for assignment_id, *key in session.execute(
+            select(
+                Assignment.id, Assignment.obligation_id, Assignment.target, Assignment.role
+            ).where(Assignment.obligation_id.in_(list(ids.values())))
+        )
+        if tuple(key) not in keep
+    ]
+    if stale:
+        session.execute(delete(Assignment).where(Assignment.id.in_(stale)))
+    insert_ignoring_duplicates(session, Assignment, wanted, ["obligation_id", "target", "role"])
+    return plan_id
+
+
+def plan_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _agency_row(agency) -> dict:
@@ -252,10 +458,14 @@ def materialise(
     session: Session,
     numbers: Sequence[str] | None = None,
     agencies: Sequence[str] | None = None,
+    *,
+    plan: str | None = None,
 ) -> int:
-    """Create the items of date-based obligations for the plan year; returns how many were
-    new. Agencies are resolved on each due date, so a merged department's later items go
-    straight to its successor and, from 1/7/2025, the district level's to the communes.
+    """Create the items of date-based obligations for each loaded plan's year (or only
+    `plan`'s, and of it only `numbers`); returns how many were new. Agencies are resolved
+    on each due date, so a merged department's later items go straight to its successor
+    and, from 1/7/2025, the district level's to the communes. A retired plan owes nothing
+    due after its last day.
 
     Items already known to be stored (by this context, after a committed sweep) are not
     sent again; the unique key makes any other repeat a no-op.
@@ -264,7 +474,8 @@ def materialise(
     wanted = [
         item
         for item in ctx.planned_items()
-        if (numbers is None or item.number in numbers)
+        if (plan is None or item.plan == plan)
+        and (numbers is None or item.number in numbers)
         and (agencies is None or item.agency_code in agencies)
         and item.key not in ctx.materialised
     ]
@@ -333,8 +544,10 @@ def transfer_successions(
 
 def _hand_over(ctx, session, code: str, today: date, actor: str, ended: bool) -> int:
     """Hand each open item of `code` to whoever answers for its work on `today`."""
-    function_of = {ob.number: ob.function for ob in ctx.plan.obligations}
-    number_of = {oid: number for number, oid in ctx.obligation_ids.items()}
+    function_of = {
+        oid: ctx.plans[ref.plan].obligation(ref.number).function
+        for ref, oid in ctx.obligation_ids.items()
+    }
     items = session.execute(
         select(
             DeadlineItem.id,
@@ -351,7 +564,7 @@ def _hand_over(ctx, session, code: str, today: date, actor: str, ended: bool) ->
     ).all()
     plans: list[tuple] = []
     for item in items:
-        function = item.function_code or function_of.get(number_of.get(item.obligation_id))
+        function = item.function_code or function_of.get(item.obligation_id)
         agency = ctx.registry.agencies[code]
         if not ended and agency.function(function, today) is None:
             continue  # an agency that carries on keeps the work of its other functions
@@ -496,15 +709,14 @@ class NewEscalation:
     notified: bool
 
 
-def _open_items_query(ctx: EngineContext, today: date, numbers=None, agencies=None):
+def _open_items_query(ctx: EngineContext, today: date, scope=None, agencies=None):
+    """Open items in the ladder's reach today; `scope`: only these obligation ids."""
     horizon = ctx.cal.add_working_days(today, max(0, -ctx.ladder.earliest_offset) or 0)
     query = select(DeadlineItem.id, DeadlineItem.due).where(
         DeadlineItem.status == ItemStatus.OPEN, DeadlineItem.due <= horizon
     )
-    if numbers is not None:
-        query = query.where(
-            DeadlineItem.obligation_id.in_([ctx.obligation_ids[n] for n in numbers])
-        )
+    if scope is not None:
+        query = query.where(DeadlineItem.obligation_id.in_(list(scope)))
     if agencies is not None:
         query = query.where(DeadlineItem.agency_code.in_(list(agencies)))
     return query
@@ -514,16 +726,17 @@ def evaluate(
     ctx: EngineContext,
     session: Session,
     today: date,
-    numbers: Sequence[str] | None = None,
+    scope: Sequence[int] | None = None,
     agencies: Sequence[str] | None = None,
 ) -> list[NewEscalation]:
-    """Record every ladder step reached by open items; notify only each item's highest.
+    """Record every ladder step reached by open items (of the obligation ids `scope`, or
+    all); notify only each item's highest.
 
     Steps are computed for all candidate items at once (vectorised), compared with the
     steps already recorded, and inserted with ON CONFLICT DO NOTHING, so two sweeps at
     once record (and notify) each step of each item exactly once.
     """
-    candidates = session.execute(_open_items_query(ctx, today, numbers, agencies)).all()
+    candidates = session.execute(_open_items_query(ctx, today, scope, agencies)).all()
     if not candidates:
         return []
     ids = np.array([c[0] for c in candidates], dtype=np.int64)
@@ -538,7 +751,7 @@ def evaluate(
         select(Escalation.item_id, func.max(Escalation.rank))
         .where(
             Escalation.item_id.in_(
-                _open_items_query(ctx, today, numbers, agencies).with_only_columns(DeadlineItem.id)
+                _open_items_query(ctx, today, scope, agencies).with_only_columns(DeadlineItem.id)
             )
         )
         .group_by(Escalation.item_id)
@@ -583,8 +796,10 @@ def item_lines(
             Obligation.number,
             Obligation.title,
             Obligation.content,
+            PlanRow.code,
         )
         .join(Obligation, Obligation.id == DeadlineItem.obligation_id)
+        .join(PlanRow, PlanRow.id == Obligation.plan_id)
         .where(DeadlineItem.id.in_(ids))
     ).all()
     history: dict[int, list[tuple[int, str, date]]] = defaultdict(list)
@@ -595,8 +810,9 @@ def item_lines(
     ):
         history[item_id].append((rank, step, reached_on))
     out = {}
-    for item_id, agency_code, due, number, title, content in rows:
-        ob = ctx.obligation(number)
+    for item_id, agency_code, due, number, title, content, plan_code in rows:
+        plan = ctx.plans.get(plan_code)
+        ob = _obligation_or_none(plan, number)
         steps = history.get(item_id, [])
         out[item_id] = compose.ItemLine(
             item_id=item_id,
@@ -607,15 +823,26 @@ def item_lines(
             agency=ctx.agency_name(agency_code),
             due=due,
             working_days_left=working_days_left(ctx.cal, due, today),
-            lead="; ".join(ctx.agency_name(c) for c in ob.lead),
-            coordinating="; ".join(ctx.agency_name(c) for c in ob.coordinating),
+            lead="; ".join(ctx.agency_name(c) for c in ob.lead) if ob else "",
+            coordinating="; ".join(ctx.agency_name(c) for c in ob.coordinating) if ob else "",
             step=ctx.ladder.steps[steps[-1][0]].name if steps else "",
             history=tuple(
                 f"{ctx.ladder.steps[rank].name} ({compose.short_date(reached)})"
                 for rank, _, reached in steps
             ),
+            plan=plan.meta.label if plan else plan_code,
         )
     return out
+
+
+def _obligation_or_none(plan: Plan | None, number: str):
+    """The plan's obligation, or None for one a later version of the plan dropped."""
+    if plan is None:
+        return None
+    try:
+        return plan.obligation(number)
+    except KeyError:
+        return None
 
 
 def working_days_left(cal: WorkCalendar, due: date, today: date) -> int:
@@ -656,7 +883,9 @@ def queue_notifications(
                 agencies_served.add(ctx.agency_name(agency_code))
                 listed.extend(items)
     for address, (name, agencies_served, items) in sorted(by_recipient.items()):
-        items.sort(key=lambda i: (i.due, i.number, i.agency))
+        # A department's items of every plan in one digest, grouped by plan (the oldest
+        # plan's first: what is still open of last year's plan is the most overdue).
+        items.sort(key=lambda i: (i.plan, i.due, i.number, i.agency))
         messages.append(
             compose.digest(address, name, "; ".join(sorted(agencies_served)), today, items)
         )
@@ -745,9 +974,14 @@ def sweep(
     partition: str = "",
     actor: str = "system",
     notify: bool = True,
+    plan: str | None = None,
 ) -> SweepResult:
-    """One evaluation for `today`, in one transaction: all of it lands, or none of it."""
+    """One evaluation for `today`, in one transaction: all of it lands, or none of it.
+
+    Every loaded plan, or only `plan` (and of it only the obligations `numbers`)."""
     result = SweepResult(run_date=today)
+    scope = ctx.scope_ids(plan, numbers)
+    whole = scope is None
     stored: set[tuple[int, str, str]] = set()
     with session_scope(ctx.db) as session:
         run = SweepRun(run_date=today, partition=partition, forced=force, started_at=utcnow())
@@ -756,18 +990,18 @@ def sweep(
             run.finished_at = utcnow()
             session.add(run)
             return result
-        result.created = materialise(ctx, session, numbers, agencies)
-        if numbers is None:
+        result.created = materialise(ctx, session, numbers, agencies, plan=plan)
+        if whole:
             result.transferred = transfer_successions(ctx, session, today, actor, agencies)
-        result.escalations = evaluate(ctx, session, today, numbers, agencies)
+        result.escalations = evaluate(ctx, session, today, scope, agencies)
         if notify:
             result.notifications = queue_notifications(
                 ctx, session, today, result.escalations, agencies
             )
-        if numbers is None:
+        if whole:
             result.dossiers = dossier_alerts(ctx, session, today, agencies, notify=notify)
             result.notifications += result.dossiers.notifications
-        status_report(ctx, session, today, result, numbers, agencies)
+        status_report(ctx, session, today, result, scope, agencies)
         run.counts = result.counts
         run.finished_at = utcnow()
         session.add(run)
@@ -776,11 +1010,12 @@ def sweep(
     return result
 
 
-def status_report(ctx, session, today, result: SweepResult, numbers=None, agencies=None) -> None:
-    """Fill the sweep's figures: due today, overdue by highest step, overdue per agency."""
+def status_report(ctx, session, today, result: SweepResult, scope=None, agencies=None) -> None:
+    """Fill the sweep's figures: due today, overdue by highest step, overdue per agency
+    (of the obligation ids `scope`, or all)."""
     base = select(DeadlineItem.id).where(DeadlineItem.status == ItemStatus.OPEN)
-    if numbers is not None:
-        base = base.where(DeadlineItem.obligation_id.in_([ctx.obligation_ids[n] for n in numbers]))
+    if scope is not None:
+        base = base.where(DeadlineItem.obligation_id.in_(list(scope)))
     if agencies is not None:
         base = base.where(DeadlineItem.agency_code.in_(list(agencies)))
     result.due_today = session.scalar(
@@ -818,14 +1053,24 @@ def status_report(ctx, session, today, result: SweepResult, numbers=None, agenci
 class EventResult:
     event_id: int
     created_items: list[int]
-    obligations: list[str]
+    obligations: list[ObligationRef]
     already_recorded: bool = False
 
 
-def event_types(ctx: EngineContext) -> dict[str, tuple[str, list[str]]]:
-    """The events the plan waits for: code -> (description, obligation numbers)."""
+def event_types(ctx: EngineContext) -> dict[str, tuple[str, list[ObligationRef]]]:
+    """The events the loaded plans wait for: code -> (description, obligations)."""
+    out: dict[str, tuple[str, list[ObligationRef]]] = {}
+    for code, plan in ctx.plans.items():
+        for event_code, (desc, numbers) in plan_event_types(plan).items():
+            _, refs = out.setdefault(event_code, (desc, []))
+            refs += [ObligationRef(code, number) for number in numbers]
+    return out
+
+
+def plan_event_types(plan: Plan) -> dict[str, tuple[str, list[str]]]:
+    """The events one plan waits for: code -> (description, obligation numbers)."""
     out: dict[str, tuple[str, list[str]]] = {}
-    for ob in ctx.plan.obligations:
+    for ob in plan.obligations:
         for part in rule_parts(ob.rule):
             if part.kind == "after_event":
                 desc, numbers = out.get(part.event_code, (part.event, []))
@@ -860,6 +1105,17 @@ def record_event(
         listing = "\n".join(f"  {code}: {f.label}" for code, f in sorted(functions.items()))
         raise EngineError(f"Lĩnh vực không hợp lệ: '{function}'. Các lĩnh vực hợp lệ:\n{listing}")
     ctx.cal.is_working_day(occurred_on)  # refuses a date outside the calendar's range
+    waiting = [r for r in known[event_code][1] if ctx.in_force(ctx.plans[r.plan], occurred_on)]
+    if not waiting:
+        spans = "; ".join(
+            f"{code}: từ {ctx.plans[code].start:%d/%m/%Y} đến "
+            f"{ctx.plan_end(ctx.plans[code]):%d/%m/%Y}"
+            for code in dict.fromkeys(r.plan for r in known[event_code][1])
+        )
+        raise EngineError(
+            f"Ngày {occurred_on:%d/%m/%Y} không có kế hoạch nào đang thực hiện chờ sự kiện "
+            f"'{event_code}' ({spans})."
+        )
     with session_scope(ctx.db) as session:
         inserted = insert_ignoring_duplicates(
             session,
@@ -892,9 +1148,9 @@ def record_event(
             )
         )
         now = utcnow()
-        rows, numbers = [], []
-        for number in known[event_code][1]:
-            ob = ctx.obligation(number)
+        rows, started = [], []
+        for ref in waiting:
+            ob = ctx.obligation(ref.number, ref.plan)
             for part in rule_parts(ob.rule):
                 if part.kind != "after_event" or part.event_code != event_code:
                     continue
@@ -906,10 +1162,10 @@ def record_event(
                 # successor, the new holder of the event's function).
                 own = ctx.responsible([agency.code], occurred_on, function) or [agency.code]
                 owners = [c for c in own if c in leads or not leads] or leads
-                numbers.append(number)
+                started.append(ref)
                 rows += [
                     {
-                        "obligation_id": ctx.obligation_ids[number],
+                        "obligation_id": ctx.obligation_ids[ref],
                         "agency_code": owner,
                         "period_key": f"event:{event_id}",
                         "event_id": event_id,
@@ -942,7 +1198,7 @@ def record_event(
             )
         if created:
             _confirm(ctx, session, created, "created", occurred_on, f"event:{event_id}")
-    return EventResult(event_id, created, sorted(set(numbers)), already_recorded=not inserted)
+    return EventResult(event_id, created, sorted(set(started)), already_recorded=not inserted)
 
 
 @dataclass
@@ -965,18 +1221,11 @@ def complete_item(
     if not evidence or not evidence.strip():
         raise EngineError("Cần ghi bằng chứng hoàn thành (ví dụ số văn bản).")
     with session_scope(ctx.db) as session:
-        item = session.get(DeadlineItem, item_id)
-        if item is None:
-            raise EngineError(f"Không có việc số {item_id}.")
-        status = ItemStatus.DONE if completed_on <= item.due else ItemStatus.DONE_LATE
+        done = (ItemStatus.DONE, ItemStatus.DONE_LATE)
+        item = _item_to_close(session, item_id, done, completed_on, evidence.strip())
         if item.status in ItemStatus.CLOSED:
-            same = item.completed_on == completed_on and item.evidence == evidence.strip()
-            if same:
-                return CompletionResult(item.id, item.status, item.due, completed_on, False)
-            raise EngineError(
-                f"Việc số {item_id} đã đóng ({item.status}, ngày {item.completed_on}); "
-                "không ghi đè kết quả đã có."
-            )
+            return CompletionResult(item.id, item.status, item.due, completed_on, False)
+        status = ItemStatus.DONE if completed_on <= item.due else ItemStatus.DONE_LATE
         item.status, item.completed_on, item.evidence = status, completed_on, evidence.strip()
         item.updated_at = utcnow()
         session.add(item)
@@ -993,6 +1242,43 @@ def complete_item(
         session.flush()
         _confirm(ctx, session, [item.id], "completed", completed_on, f"done:{item.id}")
         return CompletionResult(item.id, status, item.due, completed_on, True)
+
+
+def _item_to_close(
+    session: Session, item_id: int, statuses: Sequence[str], on: date, evidence: str
+) -> DeadlineItem:
+    """The item to close: open, or already closed the same way (a repeated request, which
+    changes nothing); a different result already recorded is never overwritten."""
+    item = session.get(DeadlineItem, item_id)
+    if item is None:
+        raise EngineError(f"Không có việc số {item_id}.")
+    if item.status in ItemStatus.CLOSED and (
+        item.status not in statuses or (item.completed_on, item.evidence) != (on, evidence)
+    ):
+        raise EngineError(
+            f"Việc số {item_id} đã đóng ({item.status}, ngày {item.completed_on}); "
+            "không ghi đè kết quả đã có."
+        )
+    return item
+
+
+def waive_item(
+    ctx: EngineContext, item_id: int, on: date, reason: str, actor: str = "admin"
+) -> CompletionResult:
+    """Release an agency from an item (miễn thực hiện) on `on`, citing what decided it
+    (e.g. the provincial office's letter): the item closes as waived, leaves the digests
+    and the ladder, and keeps its history. Waiving it again the same way changes nothing."""
+    if not reason or not reason.strip():
+        raise EngineError("Cần ghi căn cứ miễn thực hiện (ví dụ số văn bản cho phép miễn).")
+    with session_scope(ctx.db) as session:
+        item = _item_to_close(session, item_id, (ItemStatus.WAIVED,), on, reason.strip())
+        if item.status in ItemStatus.CLOSED:
+            return CompletionResult(item.id, item.status, item.due, on, False)
+        item.status, item.completed_on, item.evidence = ItemStatus.WAIVED, on, reason.strip()
+        item.updated_at = utcnow()
+        session.add(item)
+        audit(session, actor, "waive_item", "deadline_item", item.id, on=on, reason=item.evidence)
+        return CompletionResult(item.id, ItemStatus.WAIVED, item.due, on, True)
 
 
 def _confirm(ctx, session, item_ids, what: str, day: date, key: str) -> None:

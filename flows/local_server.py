@@ -33,6 +33,8 @@ HOST = "127.0.0.1"
 DEFAULT_PORT = 4200
 HOME_ENV = "PREFECT_HOME"
 API_ENV = "PREFECT_API_URL"
+UI_API_ENV = "PREFECT_UI_API_URL"
+WAIT_ENV = "DUNGHAN_WAIT_FOR_API"  # seconds `dunghan serve` waits for the API to answer
 DEFAULT_HOME = Path("var/prefect")
 LOG_NAME = "server.log"
 
@@ -99,9 +101,10 @@ def prefect_home() -> Path:
 
 
 @contextmanager
-def local_server(port: int, home: Path) -> Iterator[LocalServer]:
-    """Prefect's server on 127.0.0.1:`port`, once its API answers; stopped on the way
-    out, however the way out is taken."""
+def local_server(port: int, home: Path, *, wait: bool = True) -> Iterator[LocalServer]:
+    """Prefect's server on 127.0.0.1:`port`, once its API answers (`wait=False`: at once,
+    for the caller to start what needs it meanwhile, then `wait_until_healthy`); stopped
+    on the way out, however the way out is taken."""
     check_port_free(port)
     home.mkdir(parents=True, exist_ok=True)
     log_path = home / LOG_NAME
@@ -111,21 +114,35 @@ def local_server(port: int, home: Path) -> Iterator[LocalServer]:
         log_path.open("ab") as log,
         child_process(
             [*command, "--port", str(port)],
-            {**os.environ, HOME_ENV: str(home), **SERVER_SETTINGS},
+            {
+                **os.environ,
+                HOME_ENV: str(home),
+                **SERVER_SETTINGS,
+                # The UI's pages call the API at this address (else at port 4200).
+                UI_API_ENV: f"http://{HOST}:{port}/api",
+            },
             SERVER_STOP_SECONDS,
             signal.SIGTERM,
             output=log,
         ) as process,
     ):
         server = LocalServer(f"http://{HOST}:{port}", home, log_path, log_start, process)
-        wait_until_healthy(server)
+        if wait:
+            wait_until_healthy(server)
         yield server
 
 
 @contextmanager
 def served(server: LocalServer, options: Sequence[str]) -> Iterator[subprocess.Popen]:
-    """`dunghan serve` against the local server; its output is the terminal's."""
-    environment = {**os.environ, HOME_ENV: str(server.home), API_ENV: server.api_url}
+    """`dunghan serve` against the local server; its output is the terminal's. It may
+    start while the server does: it loads the plan and builds the deployments, then
+    waits for the API (`WAIT_ENV`) before registering them."""
+    environment = {
+        **os.environ,
+        HOME_ENV: str(server.home),
+        API_ENV: server.api_url,
+        WAIT_ENV: str(STARTUP_SECONDS),
+    }
     # Killed outright if we are: its graceful stop needs the server, which goes with us.
     with child_process(
         [*SERVE_COMMAND, *options], environment, SERVE_STOP_SECONDS, signal.SIGKILL
@@ -225,6 +242,16 @@ def wait_until_healthy(server: LocalServer) -> None:
         f"Máy chủ Prefect chưa sẵn sàng sau {STARTUP_SECONDS} giây. "
         f"Nhật ký {server.log}:\n{server.log_tail()}"
     )
+
+
+def wait_for_api(api_url: str, seconds: float) -> bool:
+    """Whether the API answered within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not healthy(api_url):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(POLL_SECONDS)
+    return True
 
 
 def healthy(api_url: str) -> bool:

@@ -15,9 +15,20 @@ from prefect.runtime import flow_run
 
 from deadlines.plan import Obligation as PlanObligation
 from flows.engine import EngineContext
-from flows.parameters import check_day, parse_day
+from flows.parameters import (
+    OBLIGATION,
+    Code,
+    Force,
+    PlanCode,
+    RunDay,
+    accepted,
+    check_day,
+    code_of,
+    today_in_vietnam,
+)
 from flows.reports.artifacts import publish_obligation_items
-from flows.reports.review import obligation_items
+from flows.reports.review import ItemView, obligation_items
+from flows.states import day_off, obligation_state
 from flows.steps import (
     REFUSALS,
     announce_escalations,
@@ -30,35 +41,51 @@ from flows.steps import (
 
 def run_name() -> str:
     parameters = flow_run.parameters
-    return f"{parameters['number']} — {parameters.get('date') or 'hôm nay'}"
+    plan = f" ({code_of(parameters['plan'])})" if parameters.get("plan") else ""
+    return f"{code_of(parameters['number'])}{plan} — {parameters.get('date') or 'hôm nay'}"
+
+
+ObligationNumber = Code(OBLIGATION, "Nhiệm vụ của kế hoạch (số — tên).")
 
 
 @flow(
     name="obligation",
     flow_run_name=run_name,
-    description="Một nhiệm vụ của kế hoạch: tạo việc, xét bậc đôn đốc, gửi thông báo, báo cáo.",
+    description="Một nhiệm vụ của kế hoạch: tạo việc, xét bậc đôn đốc, gửi thông báo, báo cáo. "
+    "Kết thúc «Đúng hạn» hoặc «Quá hạn» (nêu các cơ quan có việc quá hạn).",
+    validate_parameters=False,
 )
-def obligation_flow(number: str, date: str | None = None, force: bool = False) -> dict:
-    """Evaluate one obligation of the plan on `date` (YYYY-MM-DD, default today).
+def obligation_flow(
+    number: ObligationNumber, date: RunDay = None, force: Force = False, plan: PlanCode = None
+):
+    """Evaluate obligation `number` of plan `plan` (needed only when several loaded plans
+    have that number) on `date` (default today); the run ends Đúng hạn, or Quá hạn naming
+    the agencies whose items are overdue.
 
     On a day off nothing is evaluated unless `force` is set.
     """
     try:
-        today = parse_day(date, "date")
+        asked = accepted(obligation_flow, locals())
+        today = asked.date or today_in_vietnam()
         with opened_engine() as ctx:
-            ob = ctx.obligation(number)
+            ref = ctx.ref(asked.number, asked.plan)
+            ob = ctx.obligation(ref.number, ref.plan)
             check_day(ctx, today, "date")
-            result = sweep_deadlines(ctx, today, force=force, numbers=[ob.number])
+            result = sweep_deadlines(
+                ctx, today, force=asked.force, numbers=[ob.number], plan=ref.plan
+            )
             if result.skipped_reason:
-                return {"skipped": result.skipped_reason}
+                return day_off(result.skipped_reason)
             announce_escalations(ctx, today, result.escalations)
-            report_items(ctx, ob, today)
-            return result.counts
+            views = report_items(ctx, ref.plan, ob, today)
+            return obligation_state(ob.number, views, today, result.counts)
     except REFUSALS as refused:
         return refuse(refused)
 
 
 @database_step("report")
-def report_items(ctx: EngineContext, ob: PlanObligation, today: date) -> str:
+def report_items(ctx: EngineContext, plan: str, ob: PlanObligation, today: date) -> list[ItemView]:
     """Publish the obligation's items (agency, due date, status, step reached)."""
-    return publish_obligation_items(ctx, ob, obligation_items(ctx, ob.number, today), today)
+    views = obligation_items(ctx, ob.number, today, plan)
+    publish_obligation_items(ctx, ob, views, today, plan)
+    return views

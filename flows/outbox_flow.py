@@ -10,18 +10,23 @@ from __future__ import annotations
 
 from prefect import flow
 
+from flows.parameters import Number, accepted
 from flows.steps import REFUSALS, deliver_mail, opened_engine, refuse
 
 
 @flow(
     name="deliver-outbox",
     description="Gửi các thư đến hạn trong hàng đợi (SMTP hoặc tệp .eml trong var/outbox).",
+    validate_parameters=False,
 )
-def deliver_outbox(batch_size: int = 200) -> dict:
+def deliver_outbox(
+    batch_size: Number("Số thư gửi qua một kết nối SMTP.", minimum=1) = 200,
+) -> dict:
     """Deliver every due outbox message, `batch_size` per SMTP connection."""
     try:
+        asked = accepted(deliver_outbox, locals())
         with opened_engine() as ctx:
-            report = deliver_mail(ctx, batch_size)
+            report = deliver_mail(ctx, asked.batch_size)
             return {
                 "sent": report.sent,
                 "retry": report.retry,

@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from flows.engine import EngineContext
-from flows.parameters import today_in_vietnam
+from flows.parameters import PLAN, Code, Text, accepted, today_in_vietnam
 from flows.reports.artifacts import percent, reports_dir
 from flows.reports.scorecard import (
     Scorecard,
@@ -34,10 +34,12 @@ from models.db import session_scope
 
 
 @database_step("measure the month")
-def measure_month(ctx: EngineContext, month: str, today: date) -> Scorecard:
+def measure_month(
+    ctx: EngineContext, month: str, today: date, plan: str | None = None
+) -> Scorecard:
     """The month's KPIs per agency, the year's on-time trend and the late list."""
     with session_scope(ctx.db) as session:
-        card = measure(ctx, session, month, today)
+        card = measure(ctx, session, month, today, plan)
     get_run_logger().info(
         "Tháng %s: %d cơ quan, %d hồ sơ, đúng hạn %s.",
         card.label,
@@ -93,18 +95,30 @@ def run_name() -> str:
     flow_run_name=run_name,
     description="Bảng đánh giá giải quyết TTHC hằng tháng: chỉ số theo cơ quan so với chỉ "
     "tiêu, danh sách chậm muộn (mục V.7), báo cáo HTML gửi Văn phòng UBND tỉnh.",
+    validate_parameters=False,
 )
-def monthly_scorecard(month: str | None = None, output_dir: str | None = None) -> dict:
+def monthly_scorecard(
+    month: Text("Tháng cần đánh giá, dạng YYYY-MM, ví dụ 2025-05; để trống là tháng trước.")
+    | None = None,
+    output_dir: Text("Thư mục ghi báo cáo HTML; để trống là var/reports.") | None = None,
+    plan: Code(
+        PLAN,
+        "Kế hoạch có chỉ tiêu dùng để so (mã — tên); để trống là kế hoạch của tháng đó.",
+        optional=True,
+    ) = None,
+):
     """The scorecard of `month` (YYYY-MM; default the previous month, in Vietnam): a table
     artifact `scorecard-YYYY-MM`, the HTML report in `output_dir` (default var/reports, or
-    DUNGHAN_REPORTS_DIR) and its email to the provincial office. A rerun rewrites the
+    DUNGHAN_REPORTS_DIR) and its email to the provincial office. The targets are those of
+    plan `plan` (its code; default the plan in force in the month). A rerun rewrites the
     report and the artifact and queues no second email."""
     today = today_in_vietnam()
     try:
-        wanted = check_month(month, today)
-        directory = Path(output_dir) if output_dir else reports_dir()
+        asked = accepted(monthly_scorecard, locals())
+        wanted = check_month(asked.month, today)
+        directory = Path(asked.output_dir) if asked.output_dir else reports_dir()
         with opened_engine() as ctx:
-            card = measure_month(ctx, wanted, today)
+            card = measure_month(ctx, wanted, today, asked.plan)
             path, html = write_report(card, directory)
             key = publish_table(card, path)
             recipient, queued = email_report(ctx, card, html, path)

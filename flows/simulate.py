@@ -13,12 +13,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, or_, select, update
 
 from flows.engine import EngineContext, event_types, record_event, sweep
 from models.db import session_scope
 from models.store import audit_many, utcnow
-from models.tables import Agency, DeadlineItem, Escalation, ItemStatus
+from models.tables import Agency, DeadlineItem, Escalation, Event, ItemStatus
 
 # How departments behave (an assumption for the demonstration, not a legal fact): most
 # finish a few working days early, some on the day, some late by up to three weeks, and a
@@ -60,7 +60,6 @@ def simulate(ctx: EngineContext, start: date, end: date, seed: int = 2025) -> Si
     result = SimulationResult(start, end)
     rng = random.Random(seed)
     kinds = sorted(event_types(ctx).items())
-    leads = {number: ob.lead for number, ob in ((o.number, o) for o in ctx.plan.obligations)}
     planned: dict[int, date] = {}
     day = start
     while day <= end:
@@ -68,8 +67,12 @@ def simulate(ctx: EngineContext, start: date, end: date, seed: int = 2025) -> Si
         if ctx.cal.is_working_day(day):
             result.working_days += 1
             if kinds and rng.random() < EVENTS_PER_MONTH / 21:
-                code, (_, numbers) = rng.choice(kinds)
-                owners = ctx.responsible(leads[numbers[0]], day)
+                code, (_, refs) = rng.choice(kinds)
+                waiting = [r for r in refs if ctx.in_force(ctx.plans[r.plan], day)]
+                owners = []  # none when no plan in force that day waits for the event
+                if waiting:
+                    ob = ctx.obligation(waiting[0].number, waiting[0].plan)
+                    owners = ctx.responsible(ob.lead, day)
                 if owners:
                     record_event(
                         ctx,
@@ -92,6 +95,9 @@ def simulate(ctx: EngineContext, start: date, end: date, seed: int = 2025) -> Si
 def _complete_due_work(ctx, today, seed, planned: dict[int, date], result) -> None:
     """Departments finish the items whose planned completion day has come."""
     with session_scope(ctx.db) as session:
+        # An item of an event that, in the simulated year, has not happened yet (it exists
+        # only because an interrupted run got further) is not done before it: a rerun then
+        # ends exactly like an uninterrupted run.
         open_items = session.execute(
             select(
                 DeadlineItem.id,
@@ -99,13 +105,20 @@ def _complete_due_work(ctx, today, seed, planned: dict[int, date], result) -> No
                 DeadlineItem.obligation_id,
                 DeadlineItem.agency_code,
                 DeadlineItem.period_key,
-            ).where(DeadlineItem.status == ItemStatus.OPEN)
+            )
+            .outerjoin(Event, Event.id == DeadlineItem.event_id)
+            .where(
+                DeadlineItem.status == ItemStatus.OPEN,
+                or_(Event.id.is_(None), Event.occurred_on <= today),
+            )
         ).all()
         finished: list[tuple[int, date, str]] = []
-        number_of = {oid: number for number, oid in ctx.obligation_ids.items()}
+        number_of = {oid: ref.number for ref, oid in ctx.obligation_ids.items()}
         for item_id, due, obligation_id, agency_code, period_key in open_items:
             if item_id not in planned:
-                key = f"{number_of[obligation_id]}:{agency_code}:{period_key}"
+                # Without the plan's code: the seeded behaviour of the 2025 plan's items
+                # stays what it was (two plans' "I.1" of one agency and period behave alike).
+                key = f"{number_of.get(obligation_id, obligation_id)}:{agency_code}:{period_key}"
                 offset = planned_offset(seed, key)
                 planned[item_id] = ctx.cal.add_working_days(due, offset) if offset else due
             if planned[item_id] <= today:
@@ -153,7 +166,7 @@ def year_summary(ctx: EngineContext, today: date) -> dict:
     """Figures for the end-of-run summary: items by status, overdue, steps reached, and
     for each half of the plan year (by due date) the items of each level of government:
     provincial bodies, districts (until 30/6/2025), communes and wards (from 1/7/2025)."""
-    year = ctx.plan.meta.year
+    year = ctx.plan_on(today).meta.year
     half = case((DeadlineItem.due <= date(year, 6, 30), 1), else_=2)
     with session_scope(ctx.db) as session:
         by_status = dict(

@@ -15,12 +15,12 @@ from datetime import date
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
-from prefect.states import Failed, State
+from prefect.states import State
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from deadlines.calendar import CalendarError
 from deadlines.datafile import DataFileError
-from flows import engine
+from flows import engine, states
 from flows.engine import EngineContext, EngineError, NewEscalation, SweepResult
 from flows.parameters import partition_label
 from flows.reports.review import escalation_facts
@@ -40,10 +40,10 @@ REFUSALS = (EngineError, CalendarError, DataFileError)
 
 
 def refuse(refused: Exception) -> State:
-    """End the run as Failed with the person-readable message, not a traceback."""
+    """End the run as Failed («Từ chối») with the person-readable message, not a traceback."""
     message = str(refused)
     get_run_logger().error(message)
-    return Failed(message=message, data=refused)
+    return states.refused(message, refused)
 
 
 # ------------------------------------------------------------------------ the steps
@@ -113,17 +113,19 @@ def sweep_deadlines(
     force: bool,
     numbers: Sequence[str] | None = None,
     agencies: Sequence[str] | None = None,
+    plan: str | None = None,
 ) -> SweepResult:
-    """The engine's sweep for `today`: one transaction, so a retry starts from a clean
-    slate and a rerun changes nothing."""
+    """The engine's sweep for `today` (every plan, or `plan`'s obligations `numbers`): one
+    transaction, so a retry starts from a clean slate and a rerun changes nothing."""
     result = engine.sweep(
         ctx,
         today,
         force=force,
         numbers=numbers,
         agencies=agencies,
-        partition=partition_label(numbers, agencies),
+        partition=partition_label(numbers, agencies, plan),
         actor="prefect",
+        plan=plan,
     )
     logger = get_run_logger()
     if result.skipped_reason:
@@ -165,9 +167,14 @@ def announce_escalations(
                     "prefect.resource.name": fact.agency_name,
                 },
                 {
-                    "prefect.resource.id": f"dunghan.obligation.{fact.number}",
+                    "prefect.resource.id": f"dunghan.obligation.{fact.plan}.{fact.number}",
                     "prefect.resource.role": "obligation",
                     "prefect.resource.name": f"{fact.number} {fact.title}",
+                },
+                {
+                    "prefect.resource.id": f"dunghan.plan.{fact.plan}",
+                    "prefect.resource.role": "plan",
+                    "prefect.resource.name": fact.plan,
                 },
             ],
             payload={

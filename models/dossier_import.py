@@ -490,6 +490,11 @@ def import_dossiers(
     mapping = columns or IDENTITY
     if not is_json_lines(path):
         missing = mapping.missing_columns(csv_header(path).stripped, REQUIRED_COLUMNS)
+        if mapping.supplements is not None:
+            missing.append(
+                f"danh sách yêu cầu bổ sung '{mapping.supplements.list_name}' (supplements "
+                f"trong {mapping.path}) chỉ đọc được từ tệp JSON lines"
+            )
         if missing:
             raise ImportRefused(str(path), [RowProblem(str(path), 1, "", "; ".join(missing))])
     stamp = (now or datetime.now(VN).replace(tzinfo=None)).replace(microsecond=0)

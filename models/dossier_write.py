@@ -115,9 +115,14 @@ def _reschedules(same: str) -> str:
 
 
 def sqlite_text(values: np.ndarray) -> list[str | None]:
-    """Local times as the text SQLAlchemy writes for a SQLite DATETIME (None for NaT)."""
+    """Local times as the text SQLAlchemy writes for a SQLite DATETIME (None for NaT).
+    Each distinct instant is formatted once and its text shared (due dates fall on few
+    instants)."""
     stamps = pa.array(values.astype("datetime64[s]"), type=pa.timestamp("s"), from_pandas=True)
-    return pc.binary_replace_slice(pc.cast(stamps, pa.string()), 19, 19, ".000000").to_pylist()
+    encoded = pc.dictionary_encode(stamps)
+    texts = pc.binary_replace_slice(pc.cast(encoded.dictionary, pa.string()), 19, 19, ".000000")
+    objects = np.array([*texts.to_pylist(), None], dtype=object)
+    return objects[encoded.indices.fill_null(len(objects) - 1).to_numpy()].tolist()
 
 
 def _shared(values: pa.Array) -> list:

@@ -199,9 +199,9 @@ def _strip(values: pa.Array) -> pa.Array:
 
 
 def _stdlib_chunks(path: Path, columns: tuple[str, ...]) -> Iterator[Chunk]:
-    """csv.DictReader's reading, in chunks: a short row leaves its last cells blank, the
-    cells past the header are ignored, an empty line is skipped; a repeated header name
-    takes its last cell."""
+    """csv.reader's reading, in chunks: a short row leaves its last cells blank, the cells
+    past the header are ignored, an empty line is skipped; a repeated header name takes
+    its first cell."""
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
         try:
@@ -211,7 +211,8 @@ def _stdlib_chunks(path: Path, columns: tuple[str, ...]) -> Iterator[Chunk]:
         except UnicodeDecodeError:
             yield Chunk(np.zeros(0, np.int64), {c: _blank(0) for c in columns}, [(1, _NOT_UTF8)])
             return
-        position = {name.strip(): i for i, name in enumerate(names) if name.strip()}
+        # A repeated header name: its first column, as the importer always took.
+        position = {name.strip(): i for i, name in reversed(list(enumerate(names))) if name.strip()}
         wanted = [(column, position.get(column)) for column in columns]
         while True:
             lines: list[int] = []

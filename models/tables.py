@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint, text
+from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -42,7 +42,12 @@ class Agency(SQLModel, table=True):
 
 
 class Plan(SQLModel, table=True):
-    """A loaded plan (kế hoạch), e.g. Decision 384/QĐ-UBND for 2025."""
+    """A loaded plan (kế hoạch), e.g. Decision 384/QĐ-UBND for 2025.
+
+    The plan file's text is kept (`document`), so every process runs the version an
+    admin loaded (`dunghan plan load`) until the next load; `retired_on` is the last day
+    a retired plan was in force (`dunghan plan retire`).
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(max_length=128, unique=True)
@@ -50,6 +55,10 @@ class Plan(SQLModel, table=True):
     year: int
     decision: str | None = None
     loaded_at: datetime
+    document: str | None = Field(default=None, sa_column=Column(Text))
+    digest: str | None = Field(default=None, max_length=64)  # sha256 of `document`
+    source_file: str | None = None  # the file it was last loaded from
+    retired_on: date | None = None
 
 
 class Obligation(SQLModel, table=True):
@@ -65,6 +74,8 @@ class Obligation(SQLModel, table=True):
     content: str
     timing: str
     rule: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # When a later version of the plan dropped it; its items and their history stay.
+    removed_at: datetime | None = None
 
 
 class Assignment(SQLModel, table=True):

@@ -94,6 +94,7 @@ class ItemLine:
     # Set for a completion; working_days_left then counts from the completion day.
     completed_on: date | None = None
     agency_code: str = ""  # who the item belongs to, for grouping by recipient
+    plan: str = ""  # the plan it belongs to, as officials name it (PlanMeta.label)
 
     @property
     def late(self) -> bool:

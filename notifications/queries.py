@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from deadlines.agencies import load_registry
+from deadlines.plan import plan_label
 from models.tables import Agency, Assignment, DeadlineItem, ItemStatus, Obligation, Plan
 from notifications import ics
 
@@ -37,6 +38,7 @@ class OpenItem:
     coordinating: str
     uid: str
     updated: datetime | None
+    plan: str = ""  # the plan it belongs to, as officials name it
 
     def deadline(self, *, with_agency: bool) -> ics.Deadline:
         summary = f"[{self.number}] {self.title}"
@@ -48,6 +50,7 @@ class OpenItem:
             f"Chủ trì: {self.lead}" if self.lead else "",
             f"Phối hợp: {self.coordinating}" if self.coordinating else "",
             f"Nội dung: {self.content}",
+            f"Thuộc: {self.plan}" if self.plan else "",
             f"Mã việc trong hệ thống Đúng hạn: {self.item_id}",
         ]
         return ics.Deadline(
@@ -101,6 +104,8 @@ def open_items(
                     Obligation.title,
                     Obligation.content,
                     Plan.code,
+                    Plan.year,
+                    Plan.decision,
                     Agency.name,
                 )
                 .join(Obligation, Obligation.id == DeadlineItem.obligation_id)
@@ -133,6 +138,8 @@ def open_items(
         title,
         content,
         plan_code,
+        plan_year,
+        plan_decision,
         agency_name,
     ) in rows:
         out[item_id] = OpenItem(
@@ -147,6 +154,7 @@ def open_items(
             coordinating="; ".join(roles[(obligation_id, "coordinating")]),
             uid=ics.deadline_uid(plan_code, number, agency_code, period_key),
             updated=updated,
+            plan=plan_label(plan_year, plan_decision),
         )
     return out
 

@@ -236,3 +236,54 @@ def block_of(out: str, number: str) -> str:
         len(lines),
     )
     return "\n".join(lines[start:end])
+
+
+SEED_DECISION = PLANS / "sources" / "qd-384-2025-nghe-an.txt"
+
+
+def test_plan_draft_writes_the_draft_and_lists_what_to_fix_by_row(tmp_path):
+    out = tmp_path / "plan.yaml"
+    result = run("plan", "draft", str(SEED_DECISION), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert "384/QĐ-UBND (Nghệ An, năm 2025)" in result.stdout
+    assert "43 nhiệm vụ (39 ở phụ lục, 4 ở thân kế hoạch)" in result.stdout
+    assert "1 chỗ cần sửa" in result.stdout
+    assert "B.IV.1.d  timing:" in result.stdout
+    assert f"dunghan plan check {out}" in result.stdout
+    assert out.read_text(encoding="utf-8").count("  - number:") == 43
+    # plan check refuses the draft until its problems are dealt with
+    check = run("plan", "check", str(out))
+    assert check.returncode == 1
+    assert "bản nháp còn chỗ chưa sửa ở B.IV.1.d" in check.stderr
+    assert "Traceback" not in check.stderr
+
+
+def test_plan_draft_does_not_overwrite_without_force(tmp_path):
+    out = tmp_path / "plan.yaml"
+    out.write_text("đã sửa tay\n", encoding="utf-8")
+    refused = run("plan", "draft", str(SEED_DECISION), "-o", str(out))
+    assert refused.returncode == 1
+    assert "--force" in refused.stderr
+    assert out.read_text(encoding="utf-8") == "đã sửa tay\n"
+    forced = run("plan", "draft", str(SEED_DECISION), "-o", str(out), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert out.read_text(encoding="utf-8").startswith("# BẢN NHÁP")
+
+
+def test_plan_draft_of_a_bad_decision_writes_nothing(tmp_path):
+    bad = tmp_path / "qd.txt"
+    bad.write_text("Số: 1/QĐ-UBND\nkhông có phụ lục\n", encoding="utf-8")
+    out = tmp_path / "plan.yaml"
+    result = run("plan", "draft", str(bad), "-o", str(out))
+    assert result.returncode == 1
+    assert "Không soạn được bản nháp" in result.stderr and "phụ lục" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists() and list(tmp_path.iterdir()) == [bad]
+
+
+def test_plan_draft_without_output_prints_the_yaml(tmp_path):
+    result = run("plan", "draft", str(SEED_DECISION))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("# BẢN NHÁP")
+    assert "1 chỗ cần sửa" in result.stderr

@@ -210,6 +210,12 @@ def kpi(
     month: Annotated[str, typer.Option("--month", help="Tháng (YYYY-MM).")],
     agency: Annotated[str | None, typer.Option("--agency", help="Mã cơ quan.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="In JSON.")] = False,
+    plan: Annotated[
+        str | None,
+        typer.Option(
+            "--plan", help="Mã kế hoạch có chỉ tiêu dùng để so; mặc định: kế hoạch của tháng đó."
+        ),
+    ] = None,
 ) -> None:
     """Chỉ số một cửa của tháng theo cơ quan (Quyết định 766/QĐ-TTg), so với chỉ tiêu.
 
@@ -217,10 +223,12 @@ def kpi(
     ctx, rows = _for_month(
         month, agency, lambda ctx, session: kpis(session, month, agency, rules=ctx.one_stop)
     )
+    with user_errors():
+        chosen = ctx.plan_of(plan, on=month_bounds(month)[0].date())
     if as_json:
         typer.echo(json.dumps([{k: r[k] for k in KPI_KEYS} for r in rows], ensure_ascii=False))
         return
-    targets = {t.code: t for t in ctx.plan.kpi_targets}
+    targets = {t.code: t for t in chosen.kpi_targets}
     typer.echo(f"Chỉ số một cửa tháng {month} ({len(rows)} cơ quan)")
     typer.echo(
         f"{'Cơ quan':40} {'Hồ sơ':>7}"
@@ -241,8 +249,11 @@ def kpi(
         typer.echo(f"{name:40} {row['dossiers']:>7}" + "".join(cells))
     shown = {code: targets[code] for _, code in INDICATORS.values() if code in targets}
     typer.echo(
-        "Chỉ tiêu (QĐ 384/QĐ-UBND): "
-        + "; ".join(f"{t.label} {t.comparison} {t.value:.0%}" for t in shown.values())
+        f"Chỉ tiêu ({chosen.meta.label}): "
+        + (
+            "; ".join(f"{t.label} {t.comparison} {t.value:.0%}" for t in shown.values())
+            or "không có"
+        )
     )
     typer.echo(
         "Đúng hạn: theo hạn luật định (tính lại từ đầu khi nhận đủ bổ sung). Đúng hạn (766): "

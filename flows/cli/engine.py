@@ -27,10 +27,12 @@ from flows.engine import (
     event_types,
     record_event,
     sweep,
+    waive_item,
     working_days_left,
 )
 from models.db import redact, session_scope
 from models.tables import DeadlineItem, ItemStatus, Obligation
+from models.tables import Plan as PlanRow
 
 DateOption = Annotated[
     str | None, typer.Option("--date", help="Ngày chạy (YYYY-MM-DD); mặc định: hôm nay.")
@@ -60,7 +62,7 @@ def print_sweep(ctx: EngineContext, result: SweepResult) -> None:
         typer.echo(f"Ngày {day} không quét: {result.skipped_reason}")
         typer.echo("Dùng --force để quét cả ngày nghỉ.")
         return
-    typer.echo(f"Quét hạn ngày {day} — {ctx.plan.meta.title}")
+    typer.echo(f"Quét hạn ngày {day} — {'; '.join(p.meta.label for p in ctx.plans.values())}")
     typer.echo(f"  Việc mới tạo: {result.created}")
     if result.transferred:
         typer.echo(f"  Việc chuyển cho cơ quan kế thừa: {result.transferred}")
@@ -165,6 +167,11 @@ def simulate(
         typer.echo(f"  {report.summary()}")
 
 
+PlanOption = Annotated[
+    str | None,
+    typer.Option("--plan", help="Mã kế hoạch (xem `dunghan plan list`); mặc định: mọi kế hoạch."),
+]
+
 LEVEL_NAMES = {"province": "cấp tỉnh", "district": "cấp huyện", "commune": "cấp xã"}
 
 
@@ -178,8 +185,9 @@ def items(
     as_json: Annotated[
         bool, typer.Option("--json", help="In ra JSON (danh sách đối tượng) thay cho bảng.")
     ] = False,
+    plan: PlanOption = None,
 ) -> None:
-    """Danh sách việc, lọc theo cơ quan và trạng thái (overdue = mở và đã quá hạn)."""
+    """Danh sách việc, lọc theo cơ quan, trạng thái (overdue = mở và đã quá hạn), kế hoạch."""
     today = parse_day(date_) if date_ else date.today()
     allowed = (*ItemStatus.ALL, "overdue")
     if status is not None and status not in allowed:
@@ -188,18 +196,26 @@ def items(
     with user_errors():
         if agency is not None:
             ctx.agency(agency)
-        query = select(
-            DeadlineItem.id,
-            Obligation.number,
-            Obligation.title,
-            DeadlineItem.agency_code,
-            DeadlineItem.due,
-            DeadlineItem.status,
-            DeadlineItem.period_key,
-            DeadlineItem.original_agency_code,
-            DeadlineItem.completed_on,
-            DeadlineItem.evidence,
-        ).join(Obligation, Obligation.id == DeadlineItem.obligation_id)
+        query = (
+            select(
+                DeadlineItem.id,
+                Obligation.number,
+                Obligation.title,
+                DeadlineItem.agency_code,
+                DeadlineItem.due,
+                DeadlineItem.status,
+                DeadlineItem.period_key,
+                DeadlineItem.original_agency_code,
+                DeadlineItem.completed_on,
+                DeadlineItem.evidence,
+                PlanRow.code.label("plan"),
+                PlanRow.year,
+            )
+            .join(Obligation, Obligation.id == DeadlineItem.obligation_id)
+            .join(PlanRow, PlanRow.id == Obligation.plan_id)
+        )
+        if plan is not None:
+            query = query.where(PlanRow.code == ctx.plan_of(plan).meta.code)
         if agency is not None:
             query = query.where(DeadlineItem.agency_code == agency)
         if status == "overdue":
@@ -208,7 +224,9 @@ def items(
             query = query.where(DeadlineItem.status == status)
         with session_scope(ctx.db) as session:
             rows = session.execute(
-                query.order_by(DeadlineItem.due, Obligation.number, DeadlineItem.agency_code)
+                query.order_by(
+                    DeadlineItem.due, PlanRow.year, Obligation.number, DeadlineItem.agency_code
+                )
             ).all()
     if as_json:
         out = []
@@ -217,6 +235,7 @@ def items(
             out.append(
                 {
                     "id": row.id,
+                    "plan": row.plan,
                     "number": row.number,
                     "title": row.title,
                     "agency": row.agency_code,
@@ -235,14 +254,16 @@ def items(
             )
         typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
-    typer.echo(f"{'Số':>6}  {'Mục':8}  {'Hạn':10}  {'Trạng thái':24}  {'Cơ quan':12}  Nhiệm vụ")
+    typer.echo(
+        f"{'Số':>6}  {'KH':4}  {'Mục':8}  {'Hạn':10}  {'Trạng thái':24}  {'Cơ quan':12}  Nhiệm vụ"
+    )
     for row in rows:
         state = row.status
         if row.status == ItemStatus.OPEN:
             left = working_days_left(ctx.cal, row.due, today)
             state = f"quá hạn {-left} ngày LV" if left < 0 else f"mở, còn {left} ngày LV"
         typer.echo(
-            f"{row.id:>6}  {row.number:8}  {row.due:%d/%m/%Y}  {state:24}  "
+            f"{row.id:>6}  {row.year:<4}  {row.number:8}  {row.due:%d/%m/%Y}  {state:24}  "
             f"{row.agency_code:12}  {row.title}"
         )
     typer.echo(f"Tổng: {len(rows)} việc.")
@@ -256,8 +277,8 @@ item_app = typer.Typer(help="Thao tác trên một việc.")
 def event_types_command() -> None:
     """Các loại sự kiện kế hoạch đang chờ, và các nhiệm vụ mỗi loại khởi động."""
     ctx = open_context()
-    for code, (description, numbers) in sorted(event_types(ctx).items()):
-        typer.echo(f"{code}\n    {description}\n    Nhiệm vụ: {', '.join(numbers)}")
+    for code, (description, refs) in sorted(event_types(ctx).items()):
+        typer.echo(f"{code}\n    {description}\n    Nhiệm vụ: {', '.join(map(str, refs))}")
 
 
 @event_app.command("record")
@@ -295,7 +316,8 @@ def event_record(
         )
     else:
         typer.echo(
-            f"Đã ghi nhận sự kiện số {result.event_id}; nhiệm vụ: {', '.join(result.obligations)}."
+            f"Đã ghi nhận sự kiện số {result.event_id}; "
+            f"nhiệm vụ: {', '.join(map(str, result.obligations))}."
         )
     for item_id, code, due in rows:
         typer.echo(f"  Việc {item_id}: {ctx.agency_name(code)}, hạn {due:%d/%m/%Y}")
@@ -317,6 +339,26 @@ def item_complete(
     typer.echo(
         f"{prefix}: việc {result.item_id} hoàn thành {late} ngày {done_on:%d/%m/%Y} "
         f"(hạn {result.due:%d/%m/%Y})."
+    )
+
+
+@item_app.command("waive")
+def item_waive(
+    item_id: Annotated[int, typer.Argument(help="Số việc (xem `dunghan items`).")],
+    on: Annotated[str, typer.Option("--on", help="Ngày miễn (YYYY-MM-DD).")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Căn cứ miễn, ví dụ số văn bản cho phép miễn.")
+    ],
+) -> None:
+    """Miễn thực hiện một việc (ví dụ việc của kế hoạch năm trước không còn phải làm)."""
+    waived_on = parse_day(on, "--on")
+    ctx = open_context()
+    with user_errors():
+        result = waive_item(ctx, item_id, waived_on, reason, actor="cli")
+    prefix = "Đã ghi nhận" if result.changed else "Đã ghi nhận từ trước"
+    typer.echo(
+        f"{prefix}: việc {result.item_id} (hạn {result.due:%d/%m/%Y}) được miễn từ ngày "
+        f"{waived_on:%d/%m/%Y}."
     )
 
 

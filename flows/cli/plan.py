@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -22,8 +23,12 @@ from deadlines.owners import (
 from deadlines.plan import Obligation, Plan, ReportPeriod, load_plan, rule_parts
 from deadlines.rules import FREQ_VI, PERIOD_VI, Recurring
 from flows.cli.calendar import OverridesOption, fail, load_calendar, parse_day
+from flows.cli.draft import draft
 
-plan_app = typer.Typer(help="Kế hoạch (danh mục nhiệm vụ có thời hạn): kiểm tra tệp kế hoạch.")
+plan_app = typer.Typer(
+    help="Kế hoạch (danh mục nhiệm vụ có thời hạn): soạn nháp từ quyết định, kiểm tra, nạp, "
+    "liệt kê, thôi thực hiện."
+)
 
 RegistryOption = Annotated[
     Path | None,
@@ -345,3 +350,201 @@ def _print_check(plan, registry, cal, report, defaults, day) -> None:
         for ob, freqs in defaults:
             same = f", cùng nhiệm vụ với {ob.same_as}" if ob.same_as else ""
             typer.echo(f"  {ob.number} ({', '.join(FREQ_VI[f] for f in freqs)}{same})")
+
+
+plan_app.command("draft")(draft)
+
+
+# ----------------------------------------------------------- several plans at once
+
+MAX_AGENCIES_NAMED = 3
+
+
+@plan_app.command("load")
+def load(
+    file: Annotated[Path, typer.Argument(help="Tệp kế hoạch (YAML).")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Chỉ báo cáo thay đổi, không ghi gì.")
+    ] = False,
+    date_: Annotated[
+        str | None,
+        typer.Option("--date", help="Ngày nạp (YYYY-MM-DD) dùng cho nhật ký; mặc định: hôm nay."),
+    ] = None,
+) -> None:
+    """Nạp một kế hoạch (hoặc phiên bản mới của kế hoạch đã nạp, cùng mã) và báo cáo thay đổi.
+
+    Nạp lại cùng tệp không thay đổi gì; phiên bản mới được cập nhật tại chỗ, không bao giờ
+    thành hai kế hoạch: in các nhiệm vụ mới, thay đổi, bị bỏ và ảnh hưởng đến việc đang mở
+    (đổi hạn, hủy, tạo mới)."""
+    from flows.cli.engine import open_context, user_errors
+    from flows.parameters import today_in_vietnam
+    from flows.plan_loading import load_plan_file
+
+    today = parse_day(date_, "--date") if date_ else today_in_vietnam()
+    ctx = open_context()
+    with user_errors():
+        try:
+            report = load_plan_file(ctx, file, today, dry_run=dry_run, actor="cli")
+        except DataFileError as exc:
+            count = len(exc.problems)
+            raise fail(f"Tệp kế hoạch không hợp lệ ({count} lỗi):\n{exc}", code=1) from None
+    for line in load_lines(report):
+        typer.echo(line)
+
+
+def load_lines(report) -> list[str]:
+    """What a plan load did, as an admin reads it."""
+    from flows.plan_loading import NEW, UNCHANGED
+
+    head = f"Kế hoạch {report.code} — {report.label}"
+    if report.status == UNCHANGED:
+        return [f"{head}: tệp {report.path} giống hệt bản đã nạp; không thay đổi gì."]
+    changes = report.changes
+    lines = []
+    if report.status == NEW:
+        lines.append(f"{head}: nạp lần đầu từ {report.path}.")
+        lines.append(f"  {len(changes.added)} nhiệm vụ; {report.created_total} việc được tạo.")
+    else:
+        lines.append(f"{head}: phiên bản mới từ {report.path}, so với bản đã nạp:")
+        lines += _change_lines(report)
+        lines += _effect_lines(report)
+    if report.retired_on is not None:
+        lines.append(
+            f"  Kế hoạch đã thôi thực hiện sau ngày {_vn(report.retired_on)}: "
+            "không tạo việc có hạn sau ngày đó."
+        )
+    if report.dry_run:
+        lines.append("Chạy thử: chưa ghi thay đổi nào.")
+    else:
+        lines.append(
+            "Sinh lại deployment: `dunghan deployments write` (prefect.yaml), hoặc khởi động "
+            "lại `dunghan serve`."
+        )
+    return lines
+
+
+def _change_lines(report) -> list[str]:
+    changes = report.changes
+    lines = []
+    if not changes.any:
+        lines.append(
+            "  Các nhiệm vụ không đổi (thay đổi ở thông tin kế hoạch, chỉ tiêu hoặc chú thích)."
+        )
+    if changes.added:
+        lines.append(f"  Nhiệm vụ mới ({len(changes.added)}):")
+        for duty in changes.added:
+            created = report.created.get(duty.number, 0)
+            lines.append(f"    + {duty.number} {duty.title} — {created} việc được tạo")
+    if changes.changed:
+        lines.append(f"  Nhiệm vụ thay đổi ({len(changes.changed)}):")
+        for change in changes.changed:
+            lines.append(f"    ~ {change.number} {change.title}")
+            shown = [f for f in change.fields if f.field != "rule" or not change.changed("timing")]
+            for f in shown:
+                lines.append(f"        {f.label}: «{_short(f.old)}» → «{_short(f.new)}»")
+    if changes.removed:
+        lines.append(f"  Nhiệm vụ bị bỏ ({len(changes.removed)}):")
+        lines += [f"    - {duty.number} {duty.title}" for duty in changes.removed]
+    if changes.unchanged:
+        lines.append(f"  Nhiệm vụ không đổi: {changes.unchanged}")
+    return lines
+
+
+def _effect_lines(report) -> list[str]:
+    if not (report.moved or report.cancelled or report.created):
+        return ["  Không việc đang mở nào bị ảnh hưởng."]
+    lines = ["  Ảnh hưởng đến các việc:"]
+    moved = defaultdict(list)
+    for c in report.moved:
+        moved[(c.number, c.old_due, c.new_due)].append(c.agency_name)
+    if moved:
+        lines.append(f"    Đổi hạn: {len(report.moved)} việc đang mở")
+        for (number, old, new), names in sorted(moved.items(), key=lambda kv: (kv[0][1], kv[0])):
+            lines.append(
+                f"      {number}: {_vn(old)} → {_vn(new)}, {len(names)} việc ({_names(names)})"
+            )
+    cancelled = defaultdict(list)
+    for c in report.cancelled:
+        cancelled[(c.number, c.reason)].append(c.agency_name)
+    if cancelled:
+        lines.append(f"    Hủy: {len(report.cancelled)} việc đang mở")
+        for (number, reason), names in sorted(cancelled.items()):
+            lines.append(f"      {number}: {len(names)} việc ({_names(names)}) — {reason}")
+    if report.created:
+        detail = ", ".join(f"{n}: {count}" for n, count in report.created.items())
+        lines.append(f"    Tạo mới: {report.created_total} việc ({detail})")
+    return lines
+
+
+def _names(names: list[str]) -> str:
+    unique = list(dict.fromkeys(names))
+    shown = ", ".join(unique[:MAX_AGENCIES_NAMED])
+    more = len(unique) - MAX_AGENCIES_NAMED
+    return shown + (f" và {more} cơ quan khác" if more > 0 else "")
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@plan_app.command("list")
+def list_plans(
+    as_json: Annotated[bool, typer.Option("--json", help="In ra JSON thay cho bảng.")] = False,
+    date_: Annotated[
+        str | None,
+        typer.Option("--date", help="Tình trạng tại ngày (YYYY-MM-DD); mặc định: hôm nay."),
+    ] = None,
+) -> None:
+    """Các kế hoạch đã nạp: mã, quyết định, thời gian thực hiện, tình trạng, số việc."""
+    from flows.cli.engine import open_context, user_errors
+    from flows.parameters import today_in_vietnam
+    from flows.plan_loading import local_time, plan_listing
+
+    today = parse_day(date_, "--date") if date_ else today_in_vietnam()
+    ctx = open_context()
+    with user_errors():
+        rows = plan_listing(ctx, today)
+    if as_json:
+        typer.echo(json.dumps([r.as_json() for r in rows], ensure_ascii=False, indent=2))
+        return
+    typer.echo(f"{len(rows)} kế hoạch đã nạp (tình trạng ngày {_vn(today)}):")
+    for r in rows:
+        open_items = r.items.get("open", 0)
+        typer.echo(f"{r.code}  {r.label}")
+        typer.echo(f"    {r.title}")
+        typer.echo(
+            f"    Thực hiện {_vn(r.starts)} – {_vn(r.ends)}: {r.state}; {r.obligations} nhiệm vụ; "
+            f"{sum(r.items.values())} việc, {open_items} đang mở ({r.overdue} quá hạn)"
+        )
+        typer.echo(f"    Nạp lúc {local_time(r.loaded_at)} từ {r.source_file or '—'}")
+
+
+@plan_app.command("retire")
+def retire(
+    code: Annotated[str, typer.Argument(help="Mã kế hoạch (xem `dunghan plan list`).")],
+    on: Annotated[
+        str, typer.Option("--on", help="Ngày cuối cùng kế hoạch còn thực hiện (YYYY-MM-DD).")
+    ],
+) -> None:
+    """Thôi thực hiện một kế hoạch từ sau ngày --on: hủy việc có hạn sau ngày đó.
+
+    Việc đến hạn trước đó còn mở vẫn được nhắc (quá hạn) cho đến khi hoàn thành hoặc được
+    miễn; kế hoạch không còn deployment nhiệm vụ."""
+    from flows.cli.engine import open_context, user_errors
+    from flows.plan_loading import retire_plan
+
+    last_day = parse_day(on, "--on")
+    ctx = open_context()
+    with user_errors():
+        report = retire_plan(ctx, code, last_day, actor="cli")
+    head = f"Kế hoạch {report.code} — {report.label}"
+    if report.already:
+        typer.echo(f"{head} đã thôi thực hiện sau ngày {_vn(report.on)} từ trước; không đổi gì.")
+        return
+    typer.echo(f"{head}: thôi thực hiện sau ngày {_vn(report.on)}.")
+    typer.echo(f"  Việc đang mở có hạn sau ngày đó đã hủy: {len(report.cancelled)}")
+    typer.echo(
+        f"  Việc đến hạn đến ngày đó còn mở: {report.still_open} (vẫn được nhắc cho đến khi "
+        "hoàn thành hoặc được miễn)"
+    )
+    typer.echo("Sinh lại deployment: `dunghan deployments write`, hoặc khởi động lại `serve`.")

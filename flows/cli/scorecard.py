@@ -32,6 +32,12 @@ def scorecard(
     no_email: Annotated[
         bool, typer.Option("--no-email", help="Chỉ ghi báo cáo, không gửi thư.")
     ] = False,
+    plan: Annotated[
+        str | None,
+        typer.Option(
+            "--plan", help="Mã kế hoạch có chỉ tiêu dùng để so; mặc định: kế hoạch của tháng đó."
+        ),
+    ] = None,
 ) -> None:
     """Bảng đánh giá tháng: báo cáo HTML, danh sách chậm muộn (V.7), thư gửi VP UBND tỉnh.
 
@@ -50,7 +56,7 @@ def scorecard(
     ctx = open_context()
     with user_errors():
         try:
-            card, run = make_scorecard(ctx, wanted, directory, today, email=not no_email)
+            card, run = make_scorecard(ctx, wanted, directory, today, email=not no_email, plan=plan)
         except OSError as exc:
             raise fail(f"Không ghi được báo cáo vào {directory}: {exc.strerror or exc}") from None
     typer.echo(f"Bảng đánh giá tháng {month_label(wanted)}: {run.path}")

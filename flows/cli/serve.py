@@ -16,15 +16,18 @@ from typing import Annotated
 import typer
 
 from flows.cli.calendar import fail, parse_day
-from flows.cli.engine import DateOption, open_context, user_errors
+from flows.cli.engine import DateOption, PlanOption, open_context, user_errors
 from flows.local_server import (
     DEFAULT_PORT,
+    WAIT_ENV,
     LocalServer,
     LocalServerError,
     first_to_exit,
     local_server,
     prefect_home,
     served,
+    wait_for_api,
+    wait_until_healthy,
 )
 from flows.parameters import today_in_vietnam
 from flows.reports.artifacts import (
@@ -90,26 +93,43 @@ def serve(
 
 
 def serve_deployments(limit: int, keep_stale: bool) -> None:
-    """Register every deployment with the configured API, then run what is due until
-    stopped (SIGTERM: Prefect's runner cancels the runs in progress and pauses the
-    deployments' schedules)."""
-    from prefect import serve as prefect_serve
+    """Register every deployment with the configured API (only what changed since the
+    last start), queue a run of the plan's status, then run what is due until stopped
+    (SIGTERM: Prefect's runner cancels the runs in progress and pauses the deployments'
+    schedules)."""
+    import asyncio
+
     from prefect.settings import Settings
 
-    from flows.deployments import build_deployments, load_reference, prune_stale
+    from flows.deployments import STATUS_NAME, build_deployments, load_reference, prune_stale
+    from flows.serving import Registration
+    from flows.serving import serve as serve_all
 
     with user_errors():
         deployments = build_deployments(load_reference())
+    if wait := os.environ.get(WAIT_ENV):
+        api_url = Settings().api.url
+        if not wait_for_api(api_url, float(wait)):
+            raise fail(f"Prefect API {api_url} không trả lời sau {wait} giây.", code=3)
     if not keep_stale:
         for name in prune_stale(deployments):
             typer.echo(f"Đã xóa deployment không còn trong kế hoạch: {name}")
-    typer.echo(
-        f"Phục vụ {len(deployments)} deployment: đăng ký với Prefect API (mất vài chục giây), "
-        "rồi chạy từng deployment khi đến lịch. Dừng bằng Ctrl+C."
-    )
-    if ui_url := Settings().ui_url:
-        typer.echo(f"Danh sách deployment: {ui_url}/deployments")
-    prefect_serve(*deployments, limit=limit, print_starting_message=False)
+    ui_url = Settings().ui_url
+
+    def ready(registration: Registration) -> None:
+        typer.echo(
+            f"Sẵn sàng: {len(deployments)} deployment đã đăng ký trong "
+            f"{registration.seconds:.1f} giây ({registration.written} mới hoặc thay đổi, "
+            f"{registration.kept} giữ nguyên); mỗi deployment chạy khi đến lịch. "
+            "Dừng bằng Ctrl+C."
+        )
+        if ui_url:
+            typer.echo(
+                f"Tình hình kế hoạch: {ui_url}/artifacts/key/plan-status · "
+                f"deployment: {ui_url}/deployments"
+            )
+
+    asyncio.run(serve_all(deployments, limit=limit, first_run=STATUS_NAME, announce=ready))
 
 
 def serve_with_local_server(port: int, limit: int, keep_stale: bool) -> None:
@@ -121,10 +141,12 @@ def serve_with_local_server(port: int, limit: int, keep_stale: bool) -> None:
     typer.echo(f"Khởi động máy chủ Prefect cục bộ (dữ liệu: {home})…")
     code = 0
     try:
-        with local_server(port, home) as server:
-            typer.echo(f"Giao diện Prefect: {server.url}  (nhật ký máy chủ: {server.log})")
+        with local_server(port, home, wait=False) as server:
             options = ["--limit", str(limit), *(["--keep-stale"] if keep_stale else [])]
+            # Serving loads the plan and builds the deployments while the server starts.
             with served(server, options) as serving:
+                wait_until_healthy(server)
+                typer.echo(f"Giao diện Prefect: {server.url}  (nhật ký máy chủ: {server.log})")
                 code = wait_until_stopped(serving, server)
     except LocalServerError as exc:
         raise fail(str(exc), code=3) from None
@@ -197,13 +219,17 @@ def inspect(
         Path | None,
         typer.Option("--output-dir", help="Thư mục ghi báo cáo HTML (mặc định var/reports)."),
     ] = None,
+    plan: PlanOption = None,
 ) -> None:
-    """Kiểm tra một cơ quan: đúng hạn, trễ hạn, đang mở, quá hạn, bậc đôn đốc; ghi HTML."""
+    """Kiểm tra một cơ quan: đúng hạn, trễ hạn, đang mở, quá hạn, bậc đôn đốc; ghi HTML.
+
+    Việc của mọi kế hoạch đã nạp, hoặc của kế hoạch --plan (--section cần --plan khi có
+    nhiều kế hoạch)."""
     start, end = parse_day(from_, "--from"), parse_day(to, "--to")
     as_of = parse_day(date_) if date_ else today_in_vietnam()
     ctx = open_context()
     with user_errors():
-        report = compliance_report(ctx, agency, start, end, as_of, section)
+        report = compliance_report(ctx, agency, start, end, as_of, section, plan)
     path = write_inspection_html(report, output_dir or reports_dir())
     for line in inspection_lines(report):
         typer.echo(line)

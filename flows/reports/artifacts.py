@@ -25,6 +25,7 @@ from flows.reports.review import (
     ItemView,
     RecomputeResult,
 )
+from flows.reports.status import KpiProgress, PlanStatus, target_text, verdict
 from notifications.compose import template_environment
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -46,8 +47,8 @@ def artifact_key(*parts: str | None) -> str:
     return "-".join(slug(p) for p in parts if p and slug(p))
 
 
-def obligation_key(number: str) -> str:
-    return artifact_key("obligation", number)
+def obligation_key(number: str, plan: str | None = None) -> str:
+    return artifact_key("obligation", plan, number)
 
 
 def sweep_keys(agencies: Sequence[str] | None) -> tuple[str, str]:
@@ -60,8 +61,8 @@ def sweep_keys(agencies: Sequence[str] | None) -> tuple[str, str]:
     return artifact_key("daily-sweep", scope), artifact_key("daily-sweep-overdue", scope)
 
 
-def inspection_key(agency: str, section: str | None) -> str:
-    return artifact_key("inspection", agency, section)
+def inspection_key(agency: str, section: str | None, plan: str | None = None) -> str:
+    return artifact_key("inspection", agency, plan, section)
 
 
 RECOMPUTE_KEY = "recompute"
@@ -125,9 +126,13 @@ def obligation_description(
 
 
 def publish_obligation_items(
-    ctx: EngineContext, ob: PlanObligation, views: Sequence[ItemView], today: date
+    ctx: EngineContext,
+    ob: PlanObligation,
+    views: Sequence[ItemView],
+    today: date,
+    plan: str | None = None,
 ) -> str:
-    key = obligation_key(ob.number)
+    key = obligation_key(ob.number, plan)
     _prefect_artifacts().create_table_artifact(
         table=obligation_table(views),
         key=key,
@@ -174,7 +179,7 @@ def sweep_markdown(
             rows.append((label, counts[key]))
     parts = [
         f"# Quét hạn ngày {day}",
-        f"{ctx.plan.meta.title} ({ctx.plan.meta.decision}) — {scope}.",
+        f"{'; '.join(p.meta.label for p in ctx.plans.values())} — {scope}.",
         md_table(("Chỉ số", "Số lượng"), rows, right=(1,)),
     ]
     if result.overdue_by_step:
@@ -250,15 +255,129 @@ def publish_sweep(
     )
     if result.skipped_reason:
         return summary_key, None
-    artifacts.create_table_artifact(
+    publish_overdue_table(ctx, overdue, result.run_date, overdue_key)
+    return summary_key, overdue_key
+
+
+def publish_overdue_table(
+    ctx: EngineContext, overdue: Sequence[AgencyOverdue], day: date, key: str
+) -> str:
+    _prefect_artifacts().create_table_artifact(
         table=overdue_table(ctx.ladder, overdue),
-        key=overdue_key,
+        key=key,
         description=(
-            f"Việc quá hạn chưa hoàn thành theo cơ quan, ngày {result.run_date:%d/%m/%Y} "
+            f"Việc quá hạn chưa hoàn thành theo cơ quan, ngày {day:%d/%m/%Y} "
             f"({sum(r.total for r in overdue)} việc, {len(overdue)} cơ quan)"
         ),
     )
-    return summary_key, overdue_key
+    return key
+
+
+# ------------------------------------------------------------ the plan's status
+
+STATUS_KEY = "plan-status"
+ITEMS_ON_TIME_KEY = "plan-items-on-time"
+
+
+def kpi_key(kpi: KpiProgress) -> str:
+    return artifact_key("kpi", kpi.key)
+
+
+def kpi_line(kpi: KpiProgress) -> str:
+    """ "Đúng hạn, tháng 12/2025: 93,4% (chỉ tiêu ≥ 95%: chưa đạt), 1.820 hồ sơ"."""
+    name = kpi.target.label if kpi.target else kpi.label
+    month = f"{kpi.month[5:]}/{kpi.month[:4]}"
+    if kpi.rate is None:
+        return f"{name}, tháng {month}: chưa có hồ sơ."
+    target = (
+        f" (chỉ tiêu {target_text(kpi.target)}: {verdict(kpi.met).lower()})" if kpi.target else ""
+    )
+    return f"{name}, tháng {month}: {percent(kpi.rate)}{target}, {kpi.dossiers} hồ sơ."
+
+
+def status_markdown(status: PlanStatus) -> str:
+    day = f"{status.as_of:%d/%m/%Y}"
+    parts = [
+        f"# Tình hình thực hiện kế hoạch ngày {day}",
+        f"{status.title} ({status.decision}).",
+        md_table(
+            ("Chỉ số", "Số lượng"),
+            [
+                ("Việc đang mở", status.open_items),
+                (
+                    f"Việc đến hạn trong tuần (đến {status.week_end:%d/%m/%Y})",
+                    status.due_this_week,
+                ),
+                ("Việc quá hạn chưa hoàn thành", status.overdue_items),
+                ("Việc hoàn thành đúng hạn", status.closed_on_time),
+                ("Việc hoàn thành trễ hạn", status.closed_late),
+                ("Tỉ lệ việc hoàn thành đúng hạn", percent(status.on_time_share)),
+            ],
+            right=(1,),
+        ),
+    ]
+    if status.steps:
+        parts += [
+            "## Việc quá hạn theo bậc đôn đốc cao nhất đã đạt",
+            md_table(("Bậc", "Số việc"), [(n, c) for _, n, c in status.steps], right=(1,)),
+            "## Việc quá hạn theo cơ quan",
+            md_table(
+                ("Cơ quan", "Mã cơ quan", "Việc quá hạn", "Hạn sớm nhất"),
+                [
+                    (r.agency_name, r.agency_code, r.total, f"{r.oldest_due:%d/%m/%Y}")
+                    for r in status.overdue
+                ],
+                right=(2,),
+            ),
+        ]
+    else:
+        parts.append("Không có việc quá hạn.")
+    parts += [
+        "## Chỉ số giải quyết TTHC của tháng so với chỉ tiêu của kế hoạch",
+        md_table(
+            ("Chỉ số", "Tỉ lệ", "Chỉ tiêu", "Đánh giá"),
+            [
+                (
+                    k.target.label if k.target else k.label,
+                    percent(k.rate),
+                    target_text(k.target),
+                    verdict(k.met),
+                )
+                for k in status.kpis
+            ],
+        ),
+        "Bảng chi tiết theo cơ quan: artifact `daily-sweep-overdue` (việc quá hạn), "
+        "`scorecard-YYYY-MM` (bảng đánh giá tháng).",
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def publish_plan_status(ctx: EngineContext, status: PlanStatus, *, overdue_table: bool) -> str:
+    """The status as markdown, its progress bars (KPIs against their targets, items
+    closed on time) and, with `overdue_table`, the overdue table of the day."""
+    artifacts = _prefect_artifacts()
+    artifacts.create_markdown_artifact(
+        markdown=status_markdown(status),
+        key=STATUS_KEY,
+        description=f"Tình hình thực hiện kế hoạch ngày {status.as_of:%d/%m/%Y}: "
+        f"{status.open_items} việc đang mở, {status.overdue_items} việc quá hạn.",
+    )
+    if status.on_time_share is not None:
+        closed = status.closed_on_time + status.closed_late
+        artifacts.create_progress_artifact(
+            progress=round(status.on_time_share * 100, 1),
+            key=ITEMS_ON_TIME_KEY,
+            description=f"Việc của kế hoạch hoàn thành đúng hạn đến ngày "
+            f"{status.as_of:%d/%m/%Y}: {status.closed_on_time}/{closed}.",
+        )
+    for kpi in status.kpis:
+        if kpi.rate is not None:
+            artifacts.create_progress_artifact(
+                progress=round(kpi.rate * 100, 1), key=kpi_key(kpi), description=kpi_line(kpi)
+            )
+    if overdue_table:
+        publish_overdue_table(ctx, status.overdue, status.as_of, sweep_keys(None)[1])
+    return STATUS_KEY
 
 
 # ------------------------------------------------------------------ inspection
@@ -270,8 +389,11 @@ def inspection_scope(report: ComplianceReport) -> str:
         if report.section is None
         else f"mục {report.section} ({report.section_title})"
     )
+    plans = f"Kế hoạch {report.decision}" if len(report.plans) <= 1 else "Các kế hoạch "
+    if len(report.plans) > 1:
+        plans += ", ".join(report.plans)
     return (
-        f"Kế hoạch {report.decision}, {section}; các việc có hạn từ {report.start:%d/%m/%Y} "
+        f"{plans}, {section}; các việc có hạn từ {report.start:%d/%m/%Y} "
         f"đến {report.end:%d/%m/%Y}, tình hình đến ngày {report.as_of:%d/%m/%Y}."
     )
 
@@ -299,7 +421,7 @@ def inspection_markdown(report: ComplianceReport, html_path: Path | None = None)
                 [
                     (
                         i.item_id,
-                        f"{i.number} {i.title}",
+                        f"{i.number} {i.title}" + (f" — {i.plan}" if i.plan else ""),
                         f"{i.due:%d/%m/%Y}",
                         i.state + (f" — {i.transfer}" if i.transfer else ""),
                         i.step,
@@ -329,6 +451,7 @@ def inspection_path(report: ComplianceReport, directory: Path) -> Path:
     name = artifact_key(
         "kiem-tra",
         report.agency_code,
+        report.plan,
         report.section or "toan-bo",
         report.start.isoformat(),
         report.end.isoformat(),
@@ -360,14 +483,15 @@ def inspection_lines(report: ComplianceReport) -> list[str]:
     for item in report.items:
         if item.category in ("overdue", "done_late"):
             lines.append(
-                f"  Việc {item.item_id} · {item.number} {item.title} · hạn {item.due:%d/%m/%Y}"
-                f" · {item.state}"
+                f"  Việc {item.item_id} · {item.number} {item.title}"
+                + (f" ({item.plan})" if item.plan else "")
+                + f" · hạn {item.due:%d/%m/%Y} · {item.state}"
             )
     return lines
 
 
 def publish_inspection(report: ComplianceReport, html_path: Path) -> str:
-    key = inspection_key(report.agency_code, report.section)
+    key = inspection_key(report.agency_code, report.section, report.plan)
     _prefect_artifacts().create_markdown_artifact(
         markdown=inspection_markdown(report, html_path),
         key=key,
@@ -405,7 +529,7 @@ def recompute_markdown(result: RecomputeResult) -> str:
                 [
                     (
                         c.item_id,
-                        c.number,
+                        f"{c.number} ({c.plan})" if c.plan else c.number,
                         c.agency_name,
                         f"{c.old_due:%d/%m/%Y}",
                         f"{c.new_due:%d/%m/%Y}" if c.new_due else "—",
@@ -429,8 +553,9 @@ def recompute_lines(result: RecomputeResult) -> list[str]:
         lines.append(title)
         for c in changes:
             new = f"{c.new_due:%d/%m/%Y}" if c.new_due else "—"
+            number = f"{c.number} ({c.plan})" if c.plan else c.number
             lines.append(
-                f"  Việc {c.item_id} · {c.number} · {c.agency_name}: {c.old_due:%d/%m/%Y} → {new}"
+                f"  Việc {c.item_id} · {number} · {c.agency_name}: {c.old_due:%d/%m/%Y} → {new}"
             )
             lines.append(f"      Lý do: {c.reason}")
     return lines
@@ -463,7 +588,8 @@ def event_markdown(
     if result.already_recorded:
         head += "Sự kiện đã được ghi nhận trước đó; không tạo thêm việc."
     else:
-        head += f"Nhiệm vụ khởi động: {', '.join(result.obligations) or 'không có'}."
+        started = ", ".join(str(ref) for ref in result.obligations)
+        head += f"Nhiệm vụ khởi động: {started or 'không có'}."
     table = md_table(
         ("Việc", "Cơ quan", "Hạn"),
         [(i, ctx.agency_name(code), f"{due:%d/%m/%Y}") for i, code, due in items],

@@ -15,15 +15,17 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from sqlalchemy import func, or_, select, update
+from sqlmodel import Session
 
 from deadlines.calendar import WorkCalendar
 from deadlines.plan import Obligation as PlanObligation
 from deadlines.plan import Plan
 from flows.engine import EngineContext, NewEscalation, working_days_left
-from flows.parameters import check_range, check_section, section_code
+from flows.parameters import ParameterError, check_range, check_section, section_code
 from models.db import session_scope
 from models.store import audit_many, utcnow
 from models.tables import DeadlineItem, Escalation, Event, ItemStatus, Obligation
+from models.tables import Plan as PlanRow
 
 STATUS_VI = {
     ItemStatus.OPEN: "Đang mở",
@@ -90,12 +92,14 @@ class ItemView:
     step: str  # the highest ladder step reached, "" if none
 
 
-def obligation_items(ctx: EngineContext, number: str, today: date) -> list[ItemView]:
+def obligation_items(
+    ctx: EngineContext, number: str, today: date, plan: str | None = None
+) -> list[ItemView]:
     """An obligation's items an operator looks at today: every item already in the
     ladder's reach (due up to the first reminder's horizon) and the next occurrence.
     Open overdue items first, then open ones, then closed ones (latest first)."""
     horizon = ctx.cal.add_working_days(today, max(0, -ctx.ladder.earliest_offset))
-    obligation_id = ctx.obligation_ids[number]
+    obligation_id = ctx.obligation_ids[ctx.ref(number, plan)]
     top = _highest_steps()
     with session_scope(ctx.db) as session:
         upcoming = session.scalar(
@@ -195,6 +199,7 @@ class EscalationFact:
     step_code: str
     step_name: str
     notified: bool
+    plan: str = ""  # the code of the item's plan
 
 
 def escalation_facts(
@@ -202,24 +207,26 @@ def escalation_facts(
 ) -> list[EscalationFact]:
     """What an escalation is about: the item's agency, obligation and due date."""
     ids = sorted({e.item_id for e in escalations})
-    items: dict[int, tuple[str, date, str, str]] = {}
+    items: dict[int, tuple[str, date, str, str, str]] = {}
     with session_scope(ctx.db) as session:
         for chunk in _chunks(ids):
-            for item_id, code, due, number, title in session.execute(
+            for item_id, code, due, number, title, plan in session.execute(
                 select(
                     DeadlineItem.id,
                     DeadlineItem.agency_code,
                     DeadlineItem.due,
                     Obligation.number,
                     Obligation.title,
+                    PlanRow.code,
                 )
                 .join(Obligation, Obligation.id == DeadlineItem.obligation_id)
+                .join(PlanRow, PlanRow.id == Obligation.plan_id)
                 .where(DeadlineItem.id.in_(chunk))
             ):
-                items[item_id] = (code, due, number, title)
+                items[item_id] = (code, due, number, title, plan)
     facts = []
     for esc in escalations:
-        code, due, number, title = items[esc.item_id]
+        code, due, number, title, plan = items[esc.item_id]
         facts.append(
             EscalationFact(
                 item_id=esc.item_id,
@@ -231,6 +238,7 @@ def escalation_facts(
                 step_code=esc.step.code,
                 step_name=esc.step.name,
                 notified=esc.notified,
+                plan=plan,
             )
         )
     return facts
@@ -260,11 +268,13 @@ class InspectedItem:
     evidence: str
     step: str  # highest ladder step reached, "" if none
     transfer: str  # "" or how the item changed hands (succession)
+    plan: str = ""  # the item's plan as officials name it, when the report covers several
 
 
 @dataclass
 class ComplianceReport:
-    """A compliance report for one agency, one section (or all), one range of due dates."""
+    """A compliance report for one agency, one plan (or every loaded plan) and one section
+    of it (or all), one range of due dates."""
 
     plan_title: str
     decision: str
@@ -278,6 +288,8 @@ class ComplianceReport:
     items: list[InspectedItem]
     counts: dict[str, int] = field(default_factory=dict)  # category -> items
     by_step: list[tuple[str, int]] = field(default_factory=list)  # (step name, items)
+    plan: str | None = None  # the plan asked for; None: not asked (every plan, or the only)
+    plans: tuple[str, ...] = ()  # the plans covered, as officials name them
 
     @property
     def total(self) -> int:
@@ -298,25 +310,36 @@ def compliance_report(
     end: date,
     as_of: date,
     section: str | None = None,
+    plan: str | None = None,
 ) -> ComplianceReport:
     """How an agency did on the items due between `start` and `end` (inclusive), as of
     `as_of`: done on time, done late, not yet due, overdue, waived; and the highest ladder
     step each reached. Items the agency inherited by succession count for it; items it
-    handed over are listed with the successor named."""
+    handed over are listed with the successor named.
+
+    The items of `plan` (a section of it: `section`), or of every loaded plan; a section
+    belongs to one plan, so with several plans loaded it needs the plan."""
     agency = ctx.agency(agency_code)
     check_range(start, end)
-    section = check_section(ctx.plan, section)
-    numbers = [
-        ob.number
-        for ob in ctx.plan.obligations
+    chosen = _inspected_plan(ctx, plan, section)
+    covered = [chosen] if chosen is not None else list(ctx.plans.values())
+    section = check_section(chosen, section) if chosen is not None else None
+    numbers = {
+        (p.meta.code, ob.number)
+        for p in covered
+        for ob in p.obligations
         if section is None or obligation_section(ob) == section
-    ]
-    sections = {ob.number: obligation_section(ob) for ob in ctx.plan.obligations}
+    }
+    sections = {
+        (p.meta.code, ob.number): obligation_section(ob) for p in covered for ob in p.obligations
+    }
+    labels = {p.meta.code: p.meta.label for p in covered}
     top = _highest_steps()
     with session_scope(ctx.db) as session:
         rows = session.execute(
             select(
                 DeadlineItem.id,
+                PlanRow.code,
                 Obligation.number,
                 Obligation.title,
                 DeadlineItem.agency_code,
@@ -328,24 +351,30 @@ def compliance_report(
                 top.c.rank,
             )
             .join(Obligation, Obligation.id == DeadlineItem.obligation_id)
+            .join(PlanRow, PlanRow.id == Obligation.plan_id)
             .outerjoin(top, top.c.item_id == DeadlineItem.id)
             .where(
                 or_(
                     DeadlineItem.agency_code == agency.code,
                     DeadlineItem.original_agency_code == agency.code,
                 ),
-                DeadlineItem.obligation_id.in_([ctx.obligation_ids[n] for n in numbers] or [-1]),
+                PlanRow.code.in_([p.meta.code for p in covered]),
                 DeadlineItem.due >= start,
                 DeadlineItem.due <= end,
                 DeadlineItem.status != ItemStatus.CANCELLED,
             )
-            .order_by(DeadlineItem.due, Obligation.number, DeadlineItem.id)
+            .order_by(DeadlineItem.due, PlanRow.year, Obligation.number, DeadlineItem.id)
         ).all()
     items = []
     counts = dict.fromkeys(CATEGORIES, 0)
     reached = [0] * len(ctx.ladder.steps)
     never = 0
-    for item_id, number, title, code, original, due, status, done_on, evidence, rank in rows:
+    for row in rows:
+        item_id, plan_code, number, title, code, original, due, status, done_on, evidence, rank = (
+            row
+        )
+        if section is not None and (plan_code, number) not in numbers:
+            continue
         category = _category(status, due, as_of)
         counts[category] += 1
         if rank is None:
@@ -364,26 +393,27 @@ def compliance_report(
                 item_id=item_id,
                 number=number,
                 title=title,
-                section=sections.get(number, ""),
+                section=sections.get((plan_code, number), ""),
                 due=due,
                 category=category,
                 state=state_label(ctx.cal, status, due, done_on, as_of),
                 evidence=evidence or "",
                 step=ctx.ladder.steps[rank].name if rank is not None else "",
                 transfer=transfer,
+                plan=labels.get(plan_code, plan_code) if len(covered) > 1 else "",
             )
         )
     section_title = "Toàn bộ kế hoạch"
     if section is not None:
         section_title = next(
-            s.title for s in ctx.plan.sections if section_code(s.part, s.number) == section
+            s.title for s in chosen.sections if section_code(s.part, s.number) == section
         )
     by_step = [("Chưa đến bậc nào", never)] + [
         (step.name, reached[step.rank]) for step in ctx.ladder.steps
     ]
     return ComplianceReport(
-        plan_title=ctx.plan.meta.title,
-        decision=ctx.plan.meta.decision,
+        plan_title="; ".join(p.meta.title for p in covered),
+        decision=", ".join(p.meta.decision for p in covered),
         agency_code=agency.code,
         agency_name=agency.name,
         section=section,
@@ -394,6 +424,23 @@ def compliance_report(
         items=items,
         counts=counts,
         by_step=by_step,
+        plan=chosen.meta.code if chosen is not None and plan else None,
+        plans=tuple(labels.values()),
+    )
+
+
+def _inspected_plan(ctx: EngineContext, plan: str | None, section: str | None) -> Plan | None:
+    """The plan an inspection covers: `plan`; without it, the one loaded plan when a
+    section is asked for, else every plan (None)."""
+    if plan is not None and str(plan).strip():
+        return ctx.plan_of(plan)
+    if section is None or not section.strip():
+        return None
+    if len(ctx.plans) == 1:
+        return next(iter(ctx.plans.values()))
+    raise ParameterError(
+        f"Mục '{section}' thuộc một kế hoạch cụ thể: hãy nêu kế hoạch (--plan). "
+        f"Các kế hoạch đã nạp: {', '.join(ctx.plans)}."
     )
 
 
@@ -416,6 +463,7 @@ class DueChange:
     old_due: date
     new_due: date | None
     reason: str
+    plan: str = ""  # the code of the item's plan
 
 
 @dataclass
@@ -432,7 +480,12 @@ class RecomputeResult:
 
 
 def recompute(
-    ctx: EngineContext, today: date, *, dry_run: bool = False, actor: str = "admin"
+    ctx: EngineContext,
+    today: date,
+    *,
+    dry_run: bool = False,
+    actor: str = "admin",
+    plan: str | None = None,
 ) -> RecomputeResult:
     """Recompute the due dates of open items from their obligation's current rule and the
     current calendar, update those that changed and say why. Idempotent: a second run
@@ -441,43 +494,60 @@ def recompute(
     Date-based items take the due date of their period (their key: "2025-03", "2025-Q3",
     …) under the current rule and calendar; event items take `rule.due_after(calendar,
     event date)`. An open item whose period the rule no longer has is reported as an
-    orphan and left as it is.
+    orphan and left as it is. Every loaded plan's items, or only `plan`'s.
     """
-    result = RecomputeResult(run_date=today, dry_run=dry_run)
-    number_of = {oid: number for number, oid in ctx.obligation_ids.items()}
     with session_scope(ctx.db) as session:
-        rows = session.execute(
-            select(
-                DeadlineItem.id,
-                DeadlineItem.obligation_id,
-                DeadlineItem.agency_code,
-                DeadlineItem.period_key,
-                DeadlineItem.due,
-                DeadlineItem.status,
-                Event.event_code,
-                Event.occurred_on,
-            )
-            .outerjoin(Event, Event.id == DeadlineItem.event_id)
-            .where(
-                DeadlineItem.obligation_id.in_(list(number_of) or [-1]),
-                DeadlineItem.status != ItemStatus.CANCELLED,
-            )
-            .order_by(DeadlineItem.id)
-        ).all()
-        result.checked = sum(1 for row in rows if row.status == ItemStatus.OPEN)
-        writes: list[tuple[int, dict]] = []
-        _recompute_event_items(ctx, number_of, rows, result, writes)
-        _recompute_dated_items(ctx, number_of, rows, result, writes)
-        if dry_run:
-            return result
-        now = utcnow()
-        for item_id, values in writes:
-            session.execute(
-                update(DeadlineItem)
-                .where(DeadlineItem.id == item_id)
-                .values(**values, updated_at=now)
-            )
-        audit_many(session, [_audit(actor, change) for change in result.changes])
+        return recompute_in(ctx, session, today, dry_run=dry_run, actor=actor, plan=plan)
+
+
+def recompute_in(
+    ctx: EngineContext,
+    session: Session,
+    today: date,
+    *,
+    dry_run: bool,
+    actor: str,
+    plan: str | None = None,
+    numbers: Sequence[str] | None = None,
+) -> RecomputeResult:
+    """`recompute` in the caller's transaction (loading a plan recomputes the items of
+    the obligations whose timing changed: `plan`'s `numbers`)."""
+    result = RecomputeResult(run_date=today, dry_run=dry_run)
+    number_of = {
+        oid: ref
+        for ref, oid in ctx.obligation_ids.items()
+        if (plan is None or ref.plan == plan) and (numbers is None or ref.number in numbers)
+    }
+    rows = session.execute(
+        select(
+            DeadlineItem.id,
+            DeadlineItem.obligation_id,
+            DeadlineItem.agency_code,
+            DeadlineItem.period_key,
+            DeadlineItem.due,
+            DeadlineItem.status,
+            Event.event_code,
+            Event.occurred_on,
+        )
+        .outerjoin(Event, Event.id == DeadlineItem.event_id)
+        .where(
+            DeadlineItem.obligation_id.in_(list(number_of) or [-1]),
+            DeadlineItem.status != ItemStatus.CANCELLED,
+        )
+        .order_by(DeadlineItem.id)
+    ).all()
+    result.checked = sum(1 for row in rows if row.status == ItemStatus.OPEN)
+    writes: list[tuple[int, dict]] = []
+    _recompute_event_items(ctx, number_of, rows, result, writes)
+    _recompute_dated_items(ctx, number_of, rows, result, writes)
+    if dry_run:
+        return result
+    now = utcnow()
+    for item_id, values in writes:
+        session.execute(
+            update(DeadlineItem).where(DeadlineItem.id == item_id).values(**values, updated_at=now)
+        )
+    audit_many(session, [_audit(actor, change) for change in result.changes])
     return result
 
 
@@ -486,51 +556,55 @@ def _recompute_event_items(ctx, number_of, rows, result: RecomputeResult, writes
     for item_id, oid, code, _key, due, status, event_code, occurred_on in rows:
         if event_code is None or status != ItemStatus.OPEN:
             continue
-        ob = ctx.plan.obligation(number_of[oid])
+        ref = number_of[oid]
+        ob = ctx.obligation(ref.number, ref.plan)
         new_due = ob.rule.due_after(ctx.cal, occurred_on, event_code=event_code)
-        if new_due is None or new_due == due:
+        if new_due is None:  # created with a due date, so the rule no longer waits for it
+            reason = (
+                f"Quy tắc hiện hành không còn tính hạn từ sự kiện này "
+                f"({ob.rule.describe(ctx.cal)})."
+            )
+            result.orphans.append(_due_change(ctx, ref, item_id, code, due, None, reason))
+            continue
+        if new_due == due:
             continue
         reason = (
             f"{ctx.cal.explain(due)} {ob.rule.describe(ctx.cal)}; sự kiện ngày "
             f"{occurred_on:%d/%m/%Y}."
         )
-        result.changes.append(
-            DueChange(
-                "moved", item_id, ob.number, code, ctx.agency_name(code), due, new_due, reason
-            )
-        )
+        result.changes.append(_due_change(ctx, ref, item_id, code, due, new_due, reason))
         writes.append((item_id, {"due": new_due}))
 
 
 def _recompute_dated_items(ctx, number_of, rows, result: RecomputeResult, writes) -> None:
     """Open items of date-based rules: the current due date of their period."""
-    dues: dict[str, dict[str, date]] = {}
+    dues: dict[tuple[str, str], dict[str, date]] = {}
     for item_id, oid, code, key, due, status, event_code, _occurred_on in rows:
         if event_code is not None or status != ItemStatus.OPEN:
             continue
-        ob = ctx.plan.obligation(number_of[oid])
-        if ob.number not in dues:
-            dues[ob.number] = dict(ctx.plan.occurrences(ob, ctx.cal))
-        new_due = dues[ob.number].get(key)
+        ref = number_of[oid]
+        ob = ctx.obligation(ref.number, ref.plan)
+        if ref not in dues:
+            dues[ref] = dict(ctx.plans[ref.plan].occurrences(ob, ctx.cal))
+        new_due = dues[ref].get(key)
         rule = ob.rule.describe(ctx.cal)
         if new_due is None:
             reason = (
                 f"Quy tắc hiện hành không còn kỳ {key} ({rule}). Việc được giữ nguyên: miễn "
                 "hoặc hủy nếu không còn phải làm."
             )
-            result.orphans.append(
-                DueChange(
-                    "orphan", item_id, ob.number, code, ctx.agency_name(code), due, None, reason
-                )
-            )
+            result.orphans.append(_due_change(ctx, ref, item_id, code, due, None, reason))
         elif new_due != due:
             reason = f"{ctx.cal.explain(due)} {rule}."
-            result.changes.append(
-                DueChange(
-                    "moved", item_id, ob.number, code, ctx.agency_name(code), due, new_due, reason
-                )
-            )
+            result.changes.append(_due_change(ctx, ref, item_id, code, due, new_due, reason))
             writes.append((item_id, {"due": new_due}))
+
+
+def _due_change(ctx, ref, item_id: int, agency: str, due: date, new_due, reason: str) -> DueChange:
+    """A due date moved (`new_due`), or an orphan (None) left as it is."""
+    kind = "orphan" if new_due is None else "moved"
+    name = ctx.agency_name(agency)
+    return DueChange(kind, item_id, ref.number, agency, name, due, new_due, reason, ref.plan)
 
 
 def _audit(actor: str, change: DueChange) -> dict:

@@ -37,6 +37,7 @@ from flows.dossiers import (
 from flows.engine import EngineContext
 from flows.parameters import ParameterError
 from flows.reports.artifacts import artifact_key, percent
+from flows.reports.status import target_text, verdict
 from models.db import session_scope
 from notifications import compose
 from notifications.delivery import write_atomically
@@ -124,15 +125,6 @@ class Indicator:
     @property
     def target_text(self) -> str:
         return target_text(self.target)
-
-
-def target_text(target: KpiTarget | None) -> str:
-    """A target as written in a report: "≥ 95%", "> 65%" ('—' without a target)."""
-    if target is None:
-        return "—"
-    sign = "≥" if target.comparison == ">=" else ">"
-    value = f"{target.value * 100:.1f}".rstrip("0").rstrip(".").replace(".", ",")
-    return f"{sign} {value}%"
 
 
 @dataclass(frozen=True)
@@ -460,10 +452,6 @@ def trend_chart(card: Scorecard) -> TrendChart:
 # -------------------------------------------------------------------- what it shows
 
 
-def verdict(met: bool | None) -> str:
-    return "—" if met is None else ("Đạt" if met else "Chưa đạt")
-
-
 def summary(card: Scorecard) -> str:
     """One paragraph saying how the province did: the scorecard's headline."""
     if not card.agencies:
@@ -588,7 +576,16 @@ def scorecard_email(
 # ----------------------------------------------------------------------- the shell
 
 
-def measure(ctx: EngineContext, session: Session, month: str, today: date) -> Scorecard:
+def scorecard_plan(ctx: EngineContext, month: str, plan: str | None = None) -> Plan:
+    """The plan whose targets a month is judged against: `plan`, else the plan in force
+    in the month (the 2026 plan for a month of 2026, once it is loaded)."""
+    first, _ = month_bounds(month)
+    return ctx.plan_of(plan, on=first.date())
+
+
+def measure(
+    ctx: EngineContext, session: Session, month: str, today: date, plan: str | None = None
+) -> Scorecard:
     """Read the month's KPIs, those of the year's earlier months, the late list and the
     appointment-slip audit."""
     rules = ctx.one_stop
@@ -597,7 +594,7 @@ def measure(ctx: EngineContext, session: Session, month: str, today: date) -> Sc
     }
     return build_scorecard(
         month,
-        ctx.plan,
+        scorecard_plan(ctx, month, plan),
         ctx.agency_name,
         kpis(session, month, rules=rules),
         trend_rows,
@@ -631,11 +628,17 @@ class ScorecardRun:
 
 
 def make_scorecard(
-    ctx: EngineContext, month: str, output_dir: Path, today: date, *, email: bool = True
+    ctx: EngineContext,
+    month: str,
+    output_dir: Path,
+    today: date,
+    *,
+    email: bool = True,
+    plan: str | None = None,
 ) -> tuple[Scorecard, ScorecardRun]:
     """The terminal's run: measure, write the report, queue its email (unless not wanted)."""
     with session_scope(ctx.db) as session:
-        card = measure(ctx, session, month, today)
+        card = measure(ctx, session, month, today, plan)
     html = report_html(card)
     path = write_report_file(output_dir, month, html)
     recipient, emailed = None, 0

@@ -3,9 +3,11 @@ and column."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import numpy as np
 import pyarrow as pa
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deadlines import dossier_checks as checks
@@ -100,6 +102,38 @@ def test_codes_choices_and_duplicates():
     ]
     flags, problems = checks.parse_flags(["1", "0", "", "2"], "paid_online", blank_allowed=True)
     assert flags == [True, False, None, None] and [p[0] for p in problems] == [3]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.just(""),
+            st.builds(
+                lambda dt, form: dt.strftime(form),
+                st.datetimes(min_value=datetime(2015, 1, 1), max_value=datetime(2035, 12, 31)),
+                st.sampled_from(
+                    [
+                        "%Y-%m-%dT%H:%M:%S",
+                        "%Y-%m-%d %H:%M:%S",
+                        "%Y-%m-%dT%H:%M",
+                        "%Y-%m-%d",
+                        "%Y-%m-%dT%H:%M:%S.%f",
+                        "%Y-%m-%dT%H:%M:%S+07:00",
+                        "%Y-%m-%dT%H:%M:%S+00:00",
+                    ]
+                ),
+            ),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_the_column_parser_equals_the_cell_parser(values):
+    parsed, problems = checks.parse_times(values, "received_at")
+    assert problems == []
+    expected = [checks.local_time(v) if v else None for v in values]
+    assert [None if np.isnat(p) else p.item() for p in parsed] == expected
 
 
 # The vectorised column checks agree with the cell-by-cell reference on anything.

@@ -14,6 +14,7 @@ from deadlines.datafile import DataFileError
 from deadlines.rules import (
     RULE_KINDS,
     AfterEvent,
+    Annual,
     Combined,
     Continuous,
     Fixed,
@@ -23,6 +24,7 @@ from deadlines.rules import (
     Reference,
     RuleDataError,
     RuleSettings,
+    Starting,
     due_dates_for,
     event_code_for,
     rule_from_dict,
@@ -292,6 +294,9 @@ SAMPLES = [
     OnDemand(),
     Reference("Theo Kế hoạch của UBND tỉnh"),
     Combined((Recurring("quarterly"), OnDemand())),
+    Annual(6, 1, before=True),
+    Annual(12),
+    Starting(d("2025-06-01"), "từ tháng 6/2025"),
 ]
 
 
@@ -308,7 +313,9 @@ def test_every_kind_is_covered():
         "fixed",
         "period",
         "recurring",
+        "annual",
         "after_event",
+        "starting",
         "continuous",
         "on_demand",
         "reference",
@@ -339,6 +346,14 @@ single_rules = st.one_of(
     st.just(Continuous()),
     st.just(OnDemand()),
     st.builds(Reference, wording),
+    st.builds(Annual, st.integers(1, 12), st.none()),
+    st.builds(
+        lambda month, day, before: Annual(month, min(day, 28 if month == 2 else 30), before),
+        st.integers(1, 12),
+        st.integers(1, 31),
+        st.booleans(),
+    ),
+    st.builds(Starting, st.dates(date(2000, 1, 1), date(2100, 1, 1)), wording),
 )
 any_rule = single_rules | st.builds(
     lambda parts: Combined(tuple(parts)), st.lists(single_rules, min_size=2, max_size=4)

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from flows.cli import app
 from flows.engine import EngineContext, sweep
 from flows.parameters import today_in_vietnam
+from flows.serving import Registration
 from models.db import session_scope
 from models.tables import DeadlineItem
 
@@ -146,16 +147,21 @@ def test_deployments_write_generates_what_serve_serves(terminal, tmp_path, monke
     written = [d["name"] for d in specs]
 
     served = []
-    monkeypatch.setattr("prefect.serve", lambda *deployments, **_: served.extend(deployments))
+
+    async def serve(deployments, *, limit, first_run, announce):
+        served.extend(deployments)
+        announce(Registration({}, written=len(deployments), kept=0, seconds=0.0))
+
+    monkeypatch.setattr("flows.serving.serve", serve)
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
     result = terminal("serve", "--keep-stale")
     assert result.exit_code == 0, result.output
     assert [d.name for d in served] == written
-    assert f"Phục vụ {len(written)} deployment" in result.output
+    assert f"Sẵn sàng: {len(written)} deployment đã đăng ký" in result.output
 
 
 def test_serve_refuses_without_a_prefect_api(terminal, monkeypatch):
-    monkeypatch.setattr("prefect.serve", lambda *_, **__: pytest.fail("served"))
+    monkeypatch.setattr("flows.serving.serve", lambda *_, **__: pytest.fail("served"))
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.setenv("PREFECT_PROFILES_PATH", "/nonexistent/profiles.toml")
     result = terminal("serve")
@@ -176,6 +182,7 @@ def test_items_json_can_be_scripted(terminal, database_url):
     assert len(june) == 1
     assert june[0] | {"id": 0} == {
         "id": 0,
+        "plan": "nghe-an-2025-kstthc",
         "number": "X.2",
         "title": "Báo cáo công tác cải cách TTHC hằng tháng",
         "agency": "XA-17935",

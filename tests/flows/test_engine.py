@@ -216,7 +216,8 @@ def test_a_merger_announced_mid_year_moves_open_items_without_duplicates(tmp_pat
 def test_recording_an_event_creates_items_with_working_day_due_dates(ctx):
     code = II_1B
     result = record_event(ctx, code, "SO-TP", D("2025-04-25"), document="123/QĐ-BTP")
-    assert result.obligations == ["II.1b"] and len(result.created_items) == 1
+    assert result.obligations == [("nghe-an-2025-kstthc", "II.1b")]
+    assert len(result.created_items) == 1
     item = item_of(ctx, "II.1b", "SO-TP")
     assert item.due == D("2025-04-29")  # 3 working days; Saturday 26/4/2025 was worked
     assert item.event_id == result.event_id

@@ -132,7 +132,9 @@ def test_serve_local_serves_every_deployment_and_stops_cleanly_on_ctrl_c(tmp_pat
 
     from flows.deployments import DAILY_SWEEP_NAME, build_deployments, load_reference
 
-    expected = {d.name for d in build_deployments(load_reference())}
+    expected = {
+        d.name for d in build_deployments(load_reference(f"sqlite:///{tmp_path}/reference.db"))
+    }
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     environment = user_environment(tmp_path, f"sqlite:///{tmp_path}/dunghan.db")
@@ -184,7 +186,7 @@ def test_serve_local_serves_every_deployment_and_stops_cleanly_on_ctrl_c(tmp_pat
     for noise in ("Traceback", "Warning", "WARNING", *PREFECT_NOISE):
         assert noise not in printed, printed
     assert f"Giao diện Prefect: http://127.0.0.1:{port}" in printed
-    assert f"Phục vụ {len(expected)} deployment" in printed
+    assert f"Sẵn sàng: {len(expected)} deployment đã đăng ký trong " in printed
     assert printed.rstrip().endswith("Đã dừng.")
     assert processes_with(home) == []  # no orphan server, serve or flow run
     assert not healthy(api_url)

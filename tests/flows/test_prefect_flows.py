@@ -18,6 +18,7 @@ from flows.engine import EngineContext, EngineError, complete_item, sweep
 from flows.obligation import obligation_flow
 from flows.outbox_flow import deliver_outbox
 from flows.parameters import ParameterError
+from flows.states import NAMED_AGENCIES, Overdue
 from flows.steps import sweep_deadlines
 from models.tables import (
     AuditLog,
@@ -84,8 +85,11 @@ def escalations_of(url: str, number: str) -> list[tuple]:
 def test_an_obligation_run_escalates_its_items_once_and_publishes_them(dunghan_env, since):
     url = dunghan_env
     state = obligation_flow("X.2", date="2025-03-24", return_state=True)
-    assert state.is_completed(), state.message
-    counts = state.result()
+    # The run did its work and says, in its state, that March's reports are late.
+    assert state.is_failed() and state.name == "Quá hạn", state.message
+    overdue = state.result(raise_on_failure=False)
+    assert isinstance(overdue, Overdue) and str(overdue) == state.message
+    counts = overdue.counts
     # Only this obligation's items: "Trước ngày 23 hàng tháng" for every department and
     # district, from the plan's start (24/2/2025) to December.
     numbers = {n for (n,) in rows(url, select(Obligation.number).join(DeadlineItem))}
@@ -109,7 +113,7 @@ def test_an_obligation_run_escalates_its_items_once_and_publishes_them(dunghan_e
     }
     assert count(url, Notification) == counts["notifications"] > 0
 
-    table = table_of(artifacts_of(state)["obligation-x-2"])
+    table = table_of(artifacts_of(state)["obligation-nghe-an-2025-kstthc-x-2"])
     march = [row for row in table if row["Hạn"] == "21/03/2025"]
     assert len(march) == len(agencies)
     assert {row["Trạng thái"] for row in march} == {"Quá hạn 1 ngày làm việc"}
@@ -127,14 +131,23 @@ def test_an_obligation_run_escalates_its_items_once_and_publishes_them(dunghan_e
     assert event.resource["dunghan.agency"] == code
     roles = {r.role: r.id for r in event.related}
     assert roles["agency"] == f"dunghan.agency.{code}"
-    assert roles["obligation"] == "dunghan.obligation.X.2"
+    assert roles["obligation"] == "dunghan.obligation.nghe-an-2025-kstthc.X.2"
+    assert roles["plan"] == "dunghan.plan.nghe-an-2025-kstthc"
     assert roles["flow-run"] == f"prefect.flow-run.{state.state_details.flow_run_id}"
     assert event.payload["due"] == "2025-03-21" and event.payload["notified"] is True
+    # Every agency late on 21/3 is named in the state's message, one item each.
+    assert state.message.startswith(
+        f"Nhiệm vụ X.2: {len(agencies)} việc quá hạn ngày 24/03/2025 — "
+    )
+    named = state.message.split(" — ", 1)[1]
+    assert named.count("(1)") == NAMED_AGENCIES
+    assert named.endswith(f"và {len(agencies) - NAMED_AGENCIES} cơ quan khác.")
 
     before = snapshot(url)
     again = obligation_flow("X.2", date="2025-03-24", return_state=True)
-    assert again.is_completed()
-    assert again.result()["created"] == again.result()["new_escalations"] == 0
+    assert again.name == "Quá hạn" and again.message == state.message
+    repeated = again.result(raise_on_failure=False).counts
+    assert repeated["created"] == repeated["new_escalations"] == 0
     assert snapshot(url) == before
     assert len(events_since("dunghan.escalation.reached", since)) == len(steps)
 
@@ -142,13 +155,42 @@ def test_an_obligation_run_escalates_its_items_once_and_publishes_them(dunghan_e
 def test_an_obligation_run_on_a_day_off_records_why_and_does_nothing_unless_forced(dunghan_env):
     url = dunghan_env
     state = obligation_flow("X.2", date="2025-04-30", return_state=True)
-    assert state.is_completed()
-    assert "Ngày Chiến thắng" in state.result()["skipped"]
+    assert state.is_completed() and state.name == "Ngày nghỉ"
+    assert "Ngày Chiến thắng" in state.result()["skipped"] and "Ngày Chiến thắng" in state.message
     assert count(url, DeadlineItem) == 0
     (reason,) = rows(url, select(SweepRun.skipped_reason))[0]
     assert "ngày nghỉ" in reason
     forced = obligation_flow("X.2", date="2025-04-30", force=True, return_state=True)
-    assert forced.result()["created"] == count(url, DeadlineItem) > 0
+    assert forced.name == "Quá hạn"  # March's reports are still overdue
+    assert forced.result(raise_on_failure=False).counts["created"] == count(url, DeadlineItem) > 0
+
+
+def test_an_obligation_with_nothing_overdue_ends_on_time(dunghan_env):
+    """On 18/3 March's reports are not yet due (21/3): the run ends Đúng hạn; on 24/3 one
+    agency that reported on 20/3 is not named among the late ones."""
+    state = obligation_flow(
+        "X.2 — Báo cáo công tác cải cách TTHC hằng tháng", date="2025-03-18", return_state=True
+    )
+    assert state.is_completed() and state.name == "Đúng hạn", state.message
+    assert state.message == "Nhiệm vụ X.2: không có việc quá hạn ngày 18/03/2025."
+    assert state.result()["created"] > 0
+    ((item_id,),) = rows(
+        dunghan_env,
+        select(DeadlineItem.id)
+        .join(Obligation)
+        .where(
+            Obligation.number == "X.2",
+            DeadlineItem.agency_code == "SO-TP",
+            DeadlineItem.due == D("2025-03-21"),
+        ),
+    )
+    ctx = EngineContext.open(dunghan_env)
+    complete_item(ctx, item_id, D("2025-03-20"), "Báo cáo 12/BC-STP")
+    ctx.db.dispose()
+    late = obligation_flow("X.2", date="2025-03-24", return_state=True)
+    assert late.name == "Quá hạn" and "Sở Tư pháp" not in late.message
+    with pytest.raises(Overdue, match=r"Nhiệm vụ X\.2: .* việc quá hạn ngày 24/03/2025"):
+        obligation_flow("X.2", date="2025-03-24")
 
 
 # ------------------------------------------------------------------ daily sweep
@@ -239,7 +281,8 @@ def test_recording_an_event_creates_its_items_and_announces_it_once(dunghan_env,
     )
     assert state.is_completed(), state.message
     result = state.result()
-    assert result["obligations"] == ["II.1b"] and not result["already_recorded"]
+    assert result["obligations"] == [["nghe-an-2025-kstthc", "II.1b"]]
+    assert not result["already_recorded"]
     # "Sau 03 ngày làm việc kể từ ngày nhận được …": Monday 10/3 + 3 working days.
     (item,) = rows(url, select(DeadlineItem.id, DeadlineItem.agency_code, DeadlineItem.due))
     assert item == (result["created_items"][0], "SO-TP", D("2025-03-13"))
@@ -248,7 +291,10 @@ def test_recording_an_event_creates_its_items_and_announces_it_once(dunghan_env,
     assert event.resource.id == f"dunghan.event.{result['event_id']}"
     assert event.resource["dunghan.event-code"] == CODE_II_1B
     assert event.resource["dunghan.agency"] == "SO-TP"
-    assert {r.id for r in event.related} >= {"dunghan.agency.SO-TP", "dunghan.obligation.II.1b"}
+    assert {r.id for r in event.related} >= {
+        "dunghan.agency.SO-TP",
+        "dunghan.obligation.nghe-an-2025-kstthc.II.1b",
+    }
     assert event.payload["items"] == [{"id": item[0], "agency": "SO-TP", "due": "2025-03-13"}]
     markdown = artifacts_of(state)["recorded-event"].data
     assert "13/03/2025" in markdown and "II.1b" in markdown
@@ -413,13 +459,29 @@ def sqlite_env(tmp_path, monkeypatch):
             "Không có mục 'Z' trong kế hoạch",
         ),
         (recompute_flow, {"date": "hôm qua"}, "Tham số date không hợp lệ"),
+        (
+            complete_item_flow,
+            {"item_id": "bốn mươi hai", "evidence": "CV 1"},
+            "Tham số item_id không hợp lệ: 'bốn mươi hai'. Cần một số nguyên, ví dụ 42.",
+        ),
+        (
+            inspect_flow,
+            {"agency": "SO-TP", "from_date": "", "to_date": "31/12/2025"},
+            "Tham số from_date không hợp lệ: ''. Cần ngày dạng YYYY-MM-DD, ví dụ 2025-03-24.\n"
+            "Tham số to_date không hợp lệ: '31/12/2025'.",
+        ),
+        (
+            daily_sweep,
+            {"date": "2025-04-02", "agencies": "SO-TP — Sở Tư pháp tỉnh Nghệ An"},
+            "Tham số agencies không hợp lệ",
+        ),
     ],
 )
 def test_a_bad_parameter_fails_the_run_with_a_message_not_a_traceback(
     sqlite_env, flow, parameters, message
 ):
     state = flow(**parameters, return_state=True)
-    assert state.is_failed()
+    assert state.is_failed() and state.name == "Từ chối"
     assert message in state.message
     logs = log_messages(state)
     assert any(message in line for line in logs)

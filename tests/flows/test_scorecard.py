@@ -212,10 +212,10 @@ def test_scheduled_runs_fall_on_the_third_working_day_of_the_next_month(cal):
     assert date(2025, 2, 5) in days and date(2025, 5, 7) in days and date(2025, 9, 5) in days
 
 
-def test_the_deployment_runs_on_those_days_for_the_previous_month():
+def test_the_deployment_runs_on_those_days_for_the_previous_month(tmp_path):
     from flows.deployments import build_deployments, load_reference
 
-    ref = load_reference()
+    ref = load_reference(f"sqlite:///{tmp_path}/dunghan.db")  # the shipped 2025 plan
     (deployment,) = [d for d in build_deployments(ref) if d.flow_name == "monthly-scorecard"]
     assert (deployment.name, deployment.parameters) == ("Bảng đánh giá hằng tháng", {})
     runs = sorted(t for s in deployment.schedules for t in s.schedule.to_rrule())

@@ -360,3 +360,60 @@ def test_the_portal_s_field_names_through_the_shipped_mapping(ctx, tmp_path):
         f"{path}, dòng 1, cột KenhThucHien (channel): '9' không hợp lệ (chọn: online, direct, "
         "postal)"
     )
+
+
+def test_a_csv_export_under_its_own_column_names(ctx, tmp_path):
+    mapping_file = tmp_path / "mot-cua.yaml"
+    mapping_file.write_text(
+        "name: Phần mềm một cửa của tỉnh\n"
+        "columns:\n"
+        "  dossier_id: Mã hồ sơ\n"
+        "  procedure_code: Mã TTHC\n"
+        "  agency_code: Mã cơ quan\n"
+        "  channel: Kênh\n"
+        "  received_at: Ngày tiếp nhận\n"
+        "  completed_at: Ngày hoàn thành\n"
+        "  supplement_requested_at: Ngày yêu cầu bổ sung\n"
+        "  supplement_received_at: Ngày nhận bổ sung\n"
+        "  apology_at: Ngày xin lỗi\n"
+        "  apology_new_due: Ngày hẹn lại\n"
+        "  digitized: Số hóa\n"
+        "  e_result: KQ điện tử\n"
+        "  paid_online: TT trực tuyến\n"
+        "  appointment_at: Ngày hẹn trả\n"
+        "values:\n"
+        "  channel: {Trực tuyến: online, Trực tiếp: direct, Bưu chính: postal}\n",
+        encoding="utf-8",
+    )
+    mapping = ColumnMapping.load(mapping_file)
+    header = (
+        "Mã hồ sơ,Mã TTHC,Mã cơ quan,Kênh,Ngày tiếp nhận,Ngày hoàn thành,Ngày yêu cầu bổ sung,"
+        "Ngày nhận bổ sung,Ngày xin lỗi,Ngày hẹn lại,Số hóa,KQ điện tử,TT trực tuyến,"
+        "Ngày hẹn trả,Ghi chú"
+    )
+    path = tmp_path / "export.csv"
+    path.write_text(
+        f"{header}\n"
+        "M1,1.002835,SO-XD,Trực tuyến,2025-07-07 09:00,,,,,,1,1,,2025-07-14 17:00,x\n"
+        "\n"
+        "M2,1.002835,SO-XD,Trực tiếp,2025-07-07 09:00,2025-07-10 09:00,,,,,0,1\n",
+        encoding="utf-8",
+    )
+    report = import_dossiers(ctx.db, path, ctx.cal, ctx.one_stop, columns=mapping)
+    assert (report.rows, report.inserted) == (2, 2)
+    m1, m2 = dossier(ctx, "M1"), dossier(ctx, "M2")
+    assert (m1.channel, m1.appointment_at, m1.handler) == ("online", T("2025-07-14 17:00"), None)
+    assert (m2.channel, m2.paid_online, m2.appointment_at) == ("direct", None, None)
+    # A mapped column missing from the file: named with the mapping's line.
+    short = tmp_path / "short.csv"
+    short.write_text(header.replace("Ngày tiếp nhận", "Ngay TN") + "\n", encoding="utf-8")
+    with pytest.raises(ImportRefused) as refused:
+        import_dossiers(ctx.db, short, ctx.cal, ctx.one_stop, columns=mapping)
+    assert str(refused.value.problems[0]) == (
+        f"{short}, dòng 1: thiếu cột 'Ngày tiếp nhận' (cột received_at của dunghan theo tệp "
+        f"ánh xạ {mapping_file}, dòng 7)"
+    )
+    # The portal's supplement list needs JSON lines.
+    portal = ColumnMapping.load(PORTAL_MAPPING)
+    with pytest.raises(ImportRefused, match="chỉ đọc được từ tệp JSON lines"):
+        import_dossiers(ctx.db, path, ctx.cal, ctx.one_stop, columns=portal)
