@@ -4,7 +4,8 @@ Compares dunghan's vectorised `add_working_days_many` with
 - the `holidays` package's `get_nth_working_day` (a day-by-day loop; timed on a sample
   and extrapolated to the full size),
 - `numpy.busday_offset` given the same days off (it cannot express a worked Saturday),
-and checks every answer against dunghan's scalar `add_working_days`.
+and checks every answer against dunghan's scalar `add_working_days`: exits 1 if the
+vectorised form differs from it on any pair.
 
 Run: `make bench` or `.venv/bin/python bench/calendar.py [--size N] [--sample M]`.
 """
@@ -47,7 +48,7 @@ def busday(days: np.ndarray, ns: np.ndarray, holidays_off: np.ndarray) -> np.nda
     return out
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--sample", type=int, default=5_000, help="pairs timed with holidays")
@@ -126,7 +127,17 @@ def main() -> None:
         f"busday_offset {diff_busday:,} of {args.size:,} (no worked Saturdays); "
         f"holidays {diff_pkg:,} of {sample:,} (lacks the 2026 New Year swap)"
     )
+    # Ours must agree with itself; busday_offset (no worked Saturdays) and holidays (no
+    # 2026 swap) differ by design, but never by everything (that would be a broken input).
+    wrong = []
+    if diff_ours:
+        wrong.append(f"vectorised and scalar forms differ on {diff_ours:,} pairs")
+    if diff_busday >= args.size or diff_pkg >= sample:
+        wrong.append("every comparison differs: the inputs are broken")
+    for line in wrong:
+        print(f"WRONG: {line}")
+    return 1 if wrong else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

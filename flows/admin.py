@@ -10,11 +10,10 @@ from __future__ import annotations
 from datetime import date as Date
 
 from prefect import flow, get_run_logger
-from prefect.events import emit_event
 from sqlalchemy import select
 
 from flows import engine
-from flows.engine import CompletionResult, EngineContext, EventResult, ObligationRef
+from flows.engine import CompletionResult, EngineContext, EventResult
 from flows.parameters import (
     AGENCY,
     EVENT,
@@ -44,7 +43,7 @@ from flows.reports.artifacts import (
     write_inspection_html,
 )
 from flows.reports.review import ComplianceReport, RecomputeResult, compliance_report, recompute
-from flows.steps import EVENT_RECORDED, REFUSALS, database_step, opened_engine, refuse
+from flows.steps import REFUSALS, announce, database_step, opened_engine, refuse
 from models.db import session_scope
 from models.tables import DeadlineItem, ItemStatus
 
@@ -65,8 +64,9 @@ def record_event_flow(
     description: Text("Mô tả ngắn, ví dụ: Quyết định công bố TTHC lĩnh vực hộ tịch.") = "",
 ):
     """Record that `event_code` happened to `agency` on `date` (default today), with its
-    document number; create the items it starts and announce it, so the obligations
-    waiting for it run."""
+    document number; create the items it starts and announce it (once, also when a
+    rerun follows a run that died before announcing), so the obligations waiting for it
+    run."""
     try:
         asked = accepted(record_event_flow, locals())
         occurred_on = asked.date or today_in_vietnam()
@@ -77,8 +77,7 @@ def record_event_flow(
             check_day(ctx, occurred_on, "date")
             result = store_event(ctx, event_code, agency, occurred_on, document, description)
             items = event_items(ctx, result.event_id)
-            if not result.already_recorded:
-                announce_event(ctx, result, event_code, agency, occurred_on, document, items)
+            announce(ctx)
             publish_recorded_event(
                 event_markdown(ctx, result, event_code, agency, occurred_on, items),
                 f"Sự kiện {event_code} — {ctx.agency_name(agency)}, {occurred_on:%d/%m/%Y}",
@@ -112,7 +111,7 @@ def store_event(
     description: str,
 ) -> EventResult:
     return engine.record_event(
-        ctx, event_code, agency, occurred_on, document, description, actor="prefect"
+        ctx, event_code, agency, occurred_on, document, description, actor="prefect", announce=True
     )
 
 
@@ -125,55 +124,6 @@ def event_items(ctx: EngineContext, event_id: int) -> list[tuple[int, str, Date]
             .order_by(DeadlineItem.due, DeadlineItem.id)
         ).all()
     return [tuple(row) for row in rows]
-
-
-def announce_event(
-    ctx: EngineContext,
-    result: EventResult,
-    event_code: str,
-    agency: str,
-    occurred_on: Date,
-    document: str,
-    items: list[tuple[int, str, Date]],
-) -> None:
-    """The Prefect event that triggers the deployments of the obligations waiting for it."""
-    emit_event(
-        event=EVENT_RECORDED,
-        resource={
-            "prefect.resource.id": f"dunghan.event.{result.event_id}",
-            "prefect.resource.name": engine.event_types(ctx)[event_code][0],
-            "dunghan.event-code": event_code,
-            "dunghan.agency": agency,
-        },
-        related=[
-            {
-                "prefect.resource.id": f"dunghan.agency.{agency}",
-                "prefect.resource.role": "agency",
-                "prefect.resource.name": ctx.agency_name(agency),
-            }
-        ]
-        + [
-            {
-                "prefect.resource.id": f"dunghan.obligation.{ref.plan}.{ref.number}",
-                "prefect.resource.role": "obligation",
-                "prefect.resource.name": f"{ref.number} {obligation_title(ctx, ref)}",
-            }
-            for ref in result.obligations
-        ],
-        payload={
-            "occurred_on": occurred_on.isoformat(),
-            "document": document,
-            "obligations": [list(ref) for ref in result.obligations],
-            "items": [
-                {"id": item_id, "agency": code, "due": due.isoformat()}
-                for item_id, code, due in items
-            ],
-        },
-    )
-
-
-def obligation_title(ctx: EngineContext, ref: ObligationRef) -> str:
-    return ctx.obligation(ref.number, ref.plan).title
 
 
 # ------------------------------------------------------------------ complete item

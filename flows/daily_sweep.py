@@ -30,7 +30,7 @@ from flows.reports.status import plan_status
 from flows.states import day_off
 from flows.steps import (
     REFUSALS,
-    announce_escalations,
+    announce,
     database_step,
     deliver_mail,
     opened_engine,
@@ -66,8 +66,8 @@ def daily_sweep(
             check_day(ctx, today, "date")
             agencies = check_agencies(ctx, asked.agencies)
             result = sweep_deadlines(ctx, today, force=asked.force, agencies=agencies)
+            announce(ctx)
             if not result.skipped_reason:
-                announce_escalations(ctx, today, result.escalations)
                 deliver_mail(ctx)
             report(ctx, result, agencies)
             return day_off(result.skipped_reason) if result.skipped_reason else result.counts

@@ -35,6 +35,7 @@ from deadlines.ladder import Ladder
 from deadlines.plan import Obligation as PlanObligation
 from deadlines.plan import Plan, rule_parts
 from flows.admin import complete_item_flow, inspect_flow, recompute_flow, record_event_flow
+from flows.announce import EVENT_RECORDED
 from flows.daily_sweep import daily_sweep
 from flows.engine import EngineContext, plan_event_types
 from flows.obligation import obligation_flow
@@ -44,7 +45,6 @@ from flows.plan_status import plan_status_flow
 from flows.reports.review import obligation_dues, obligation_section
 from flows.reports.scorecard import report_days
 from flows.scorecard import monthly_scorecard
-from flows.steps import EVENT_RECORDED
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WORK_POOL = "dunghan"

@@ -237,7 +237,11 @@ def alert_message(
         subject=subject,
         body_text=text,
         body_html=html,
-        idempotency_key=compose.idempotency_key(f"dossier-{kind}", recipient, [], "", today),
+        # Keyed by what it says: a later sweep that day with other figures sends the new
+        # picture; the same figures again send nothing.
+        idempotency_key=compose.idempotency_key(
+            f"dossier-{kind}", recipient, ids, f"{due_soon}/{at_risk}/{reminder_day}", today
+        ),
         cc=cc,
     )
 

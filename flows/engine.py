@@ -29,6 +29,7 @@ from deadlines.datafile import DataFileError, Problem
 from deadlines.dossier import OneStopRules
 from deadlines.ladder import Ladder, Step, load_ladder, role_address
 from deadlines.plan import DEFAULT_PLAN_PATH, Plan, parse_plan, rule_parts
+from flows import announce as announcements
 from flows.dossiers import DossierAlerts, dossier_alerts
 from models.db import make_engine, migrate, session_scope
 from models.store import audit, audit_many, insert_ignoring_duplicates, upsert, utcnow
@@ -44,7 +45,7 @@ from models.tables import (
 )
 from models.tables import Plan as PlanRow
 from notifications import compose
-from notifications.outbox import store_messages
+from notifications.outbox import covered, store_messages
 from plans import PLANS_DIR
 
 PLAN_ENV, REGISTRY_ENV, LADDER_ENV = (
@@ -678,11 +679,12 @@ def _close_orphaned(
         if agency.active_to
         else f"{agency.name}: không có cơ quan nhận việc này"
     )
-    session.execute(
+    ids = session.scalars(
         update(DeadlineItem)
         .where(DeadlineItem.id.in_(ids), DeadlineItem.status == ItemStatus.OPEN)
         .values(status=ItemStatus.CANCELLED, evidence=reason, updated_at=utcnow())
-    )
+        .returning(DeadlineItem.id)
+    ).all()
     audit_many(
         session,
         (
@@ -882,12 +884,26 @@ def queue_notifications(
                 )
                 agencies_served.add(ctx.agency_name(agency_code))
                 listed.extend(items)
+    # A later sweep the same day (new items, another partition's agencies at a shared
+    # address) sends a supplement with what the day's earlier digests did not say.
+    said = covered(session, "digest", today)
     for address, (name, agencies_served, items) in sorted(by_recipient.items()):
+        earlier = said.get(address.lower(), set())
+        items = [i for i in items if compose.line_key(i) not in earlier]
+        if not items:
+            continue
         # A department's items of every plan in one digest, grouped by plan (the oldest
         # plan's first: what is still open of last year's plan is the most overdue).
         items.sort(key=lambda i: (i.plan, i.due, i.number, i.agency))
         messages.append(
-            compose.digest(address, name, "; ".join(sorted(agencies_served)), today, items)
+            compose.digest(
+                address,
+                name,
+                "; ".join(sorted(agencies_served)),
+                today,
+                items,
+                supplement=bool(earlier),
+            )
         )
     # Escalation letters: the newly reached, notified overdue steps, one per recipient.
     letters: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -975,10 +991,13 @@ def sweep(
     actor: str = "system",
     notify: bool = True,
     plan: str | None = None,
+    announce: bool = False,
 ) -> SweepResult:
     """One evaluation for `today`, in one transaction: all of it lands, or none of it.
 
-    Every loaded plan, or only `plan` (and of it only the obligations `numbers`)."""
+    Every loaded plan, or only `plan` (and of it only the obligations `numbers`). With
+    `announce` (the Prefect flows), each new escalation's Prefect event is stored in the
+    same transaction, for `flows.announce.announce_pending` to emit."""
     result = SweepResult(run_date=today)
     scope = ctx.scope_ids(plan, numbers)
     whole = scope is None
@@ -994,6 +1013,8 @@ def sweep(
         if whole:
             result.transferred = transfer_successions(ctx, session, today, actor, agencies)
         result.escalations = evaluate(ctx, session, today, scope, agencies)
+        if announce:
+            announcements.record_escalations(ctx, session, today, result.escalations)
         if notify:
             result.notifications = queue_notifications(
                 ctx, session, today, result.escalations, agencies
@@ -1088,12 +1109,15 @@ def record_event(
     description: str = "",
     actor: str = "admin",
     function: str | None = None,
+    announce: bool = False,
 ) -> EventResult:
     """Store an event and create the items it starts, with their working-day due dates.
 
     `function` (lĩnh vực) says which function of the agency the work belongs to, e.g. a
     ministry's decision on social protection procedures: the items follow that function
-    to its new holder if it moves (plans/agencies.yaml, `functions`).
+    to its new holder if it moves (plans/agencies.yaml, `functions`). With `announce`
+    (the Prefect flow), a new event's Prefect event is stored in the same transaction,
+    for `flows.announce.announce_pending` to emit.
     """
     known = event_types(ctx)
     if event_code not in known:
@@ -1176,12 +1200,14 @@ def record_event(
                     }
                     for owner in owners
                 ]
-        created = [
-            row[0]
-            for row in insert_ignoring_duplicates(
-                session, DeadlineItem, rows, ["obligation_id", "agency_code", "period_key"], ["id"]
-            )
-        ]
+        new_items = insert_ignoring_duplicates(
+            session,
+            DeadlineItem,
+            rows,
+            ["obligation_id", "agency_code", "period_key"],
+            ["id", "agency_code", "due"],
+        )
+        created = [item_id for item_id, _, _ in new_items]
         if inserted:
             audit(
                 session,
@@ -1196,6 +1222,19 @@ def record_event(
                 function=function,
                 created_items=created,
             )
+            if announce:
+                announcements.record_event(
+                    ctx,
+                    session,
+                    event_id,
+                    event_code,
+                    known[event_code][0],
+                    agency.code,
+                    occurred_on,
+                    document,
+                    sorted(set(started)),
+                    new_items,
+                )
         if created:
             _confirm(ctx, session, created, "created", occurred_on, f"event:{event_id}")
     return EventResult(event_id, created, sorted(set(started)), already_recorded=not inserted)
@@ -1210,6 +1249,52 @@ class CompletionResult:
     changed: bool
 
 
+STATUS_NAMES = {
+    ItemStatus.OPEN: "đang mở",
+    ItemStatus.DONE: "hoàn thành đúng hạn",
+    ItemStatus.DONE_LATE: "hoàn thành trễ hạn",
+    ItemStatus.WAIVED: "được miễn",
+    ItemStatus.CANCELLED: "đã hủy",
+}
+
+
+def _item_state(session: Session, item_id: int):
+    row = session.execute(
+        select(
+            DeadlineItem.id,
+            DeadlineItem.due,
+            DeadlineItem.status,
+            DeadlineItem.completed_on,
+            DeadlineItem.evidence,
+        ).where(DeadlineItem.id == item_id)
+    ).first()
+    if row is None:
+        raise EngineError(f"Không có việc số {item_id}.")
+    return row
+
+
+def _close_open_item(session: Session, item_id: int, **values) -> bool:
+    """Close an item only if it is still open: one conditional UPDATE, so of two admins
+    closing it at once exactly one does (the other's UPDATE finds it closed)."""
+    return (
+        session.execute(
+            update(DeadlineItem)
+            .where(DeadlineItem.id == item_id, DeadlineItem.status == ItemStatus.OPEN)
+            .values(**values, updated_at=utcnow())
+        ).rowcount
+        == 1
+    )
+
+
+def _refuse_closed(item) -> EngineError:
+    on = f", ngày {item.completed_on:%d/%m/%Y}" if item.completed_on else ""
+    evidence = f", bằng chứng: {item.evidence}" if item.evidence else ""
+    return EngineError(
+        f"Việc số {item.id} đã đóng ({STATUS_NAMES.get(item.status, item.status)}{on}"
+        f"{evidence}); không ghi đè kết quả đã có."
+    )
+
+
 def complete_item(
     ctx: EngineContext,
     item_id: int,
@@ -1217,68 +1302,60 @@ def complete_item(
     evidence: str,
     actor: str = "admin",
 ) -> CompletionResult:
-    """Mark an item done on `completed_on` with its evidence; late completion stays late."""
+    """Mark an item done on `completed_on` with its evidence; late completion stays late.
+
+    Recording the same completion again changes nothing; a different one for an item
+    already closed (by another admin a moment earlier, too) is refused."""
     if not evidence or not evidence.strip():
         raise EngineError("Cần ghi bằng chứng hoàn thành (ví dụ số văn bản).")
+    evidence = evidence.strip()
     with session_scope(ctx.db) as session:
-        done = (ItemStatus.DONE, ItemStatus.DONE_LATE)
-        item = _item_to_close(session, item_id, done, completed_on, evidence.strip())
-        if item.status in ItemStatus.CLOSED:
-            return CompletionResult(item.id, item.status, item.due, completed_on, False)
+        item = _item_state(session, item_id)
         status = ItemStatus.DONE if completed_on <= item.due else ItemStatus.DONE_LATE
-        item.status, item.completed_on, item.evidence = status, completed_on, evidence.strip()
-        item.updated_at = utcnow()
-        session.add(item)
+        done = _close_open_item(
+            session, item_id, status=status, completed_on=completed_on, evidence=evidence
+        )
+        if not done:
+            item = _item_state(session, item_id)  # as the admin who closed it left it
+            if item.completed_on == completed_on and item.evidence == evidence:
+                return CompletionResult(item.id, item.status, item.due, completed_on, False)
+            raise _refuse_closed(item)
         audit(
             session,
             actor,
             "complete_item",
             "deadline_item",
-            item.id,
+            item_id,
             status=status,
             completed_on=completed_on,
-            evidence=item.evidence,
+            evidence=evidence,
         )
-        session.flush()
-        _confirm(ctx, session, [item.id], "completed", completed_on, f"done:{item.id}")
-        return CompletionResult(item.id, status, item.due, completed_on, True)
-
-
-def _item_to_close(
-    session: Session, item_id: int, statuses: Sequence[str], on: date, evidence: str
-) -> DeadlineItem:
-    """The item to close: open, or already closed the same way (a repeated request, which
-    changes nothing); a different result already recorded is never overwritten."""
-    item = session.get(DeadlineItem, item_id)
-    if item is None:
-        raise EngineError(f"Không có việc số {item_id}.")
-    if item.status in ItemStatus.CLOSED and (
-        item.status not in statuses or (item.completed_on, item.evidence) != (on, evidence)
-    ):
-        raise EngineError(
-            f"Việc số {item_id} đã đóng ({item.status}, ngày {item.completed_on}); "
-            "không ghi đè kết quả đã có."
-        )
-    return item
+        _confirm(ctx, session, [item_id], "completed", completed_on, f"done:{item_id}")
+        return CompletionResult(item_id, status, item.due, completed_on, True)
 
 
 def waive_item(
     ctx: EngineContext, item_id: int, on: date, reason: str, actor: str = "admin"
 ) -> CompletionResult:
-    """Release an agency from an item (miễn thực hiện) on `on`, citing what decided it
-    (e.g. the provincial office's letter): the item closes as waived, leaves the digests
-    and the ladder, and keeps its history. Waiving it again the same way changes nothing."""
+    """Release an agency from an open item (miễn thực hiện) on `on`, citing what decided
+    it (e.g. the provincial office's letter): the item closes as waived, leaves the
+    digests and the ladder, and keeps its history. Waiving it again the same way changes
+    nothing; an item closed otherwise (by another admin a moment earlier, too) is not
+    overwritten."""
     if not reason or not reason.strip():
         raise EngineError("Cần ghi căn cứ miễn thực hiện (ví dụ số văn bản cho phép miễn).")
+    reason = reason.strip()
     with session_scope(ctx.db) as session:
-        item = _item_to_close(session, item_id, (ItemStatus.WAIVED,), on, reason.strip())
-        if item.status in ItemStatus.CLOSED:
-            return CompletionResult(item.id, item.status, item.due, on, False)
-        item.status, item.completed_on, item.evidence = ItemStatus.WAIVED, on, reason.strip()
-        item.updated_at = utcnow()
-        session.add(item)
-        audit(session, actor, "waive_item", "deadline_item", item.id, on=on, reason=item.evidence)
-        return CompletionResult(item.id, ItemStatus.WAIVED, item.due, on, True)
+        item = _item_state(session, item_id)
+        if not _close_open_item(
+            session, item_id, status=ItemStatus.WAIVED, completed_on=on, evidence=reason
+        ):
+            item = _item_state(session, item_id)
+            if item.status == ItemStatus.WAIVED and item.evidence == reason:
+                return CompletionResult(item.id, item.status, item.due, on, False)
+            raise _refuse_closed(item)
+        audit(session, actor, "waive_item", "deadline_item", item_id, on=on, reason=reason)
+        return CompletionResult(item_id, ItemStatus.WAIVED, item.due, on, True)
 
 
 def _confirm(ctx, session, item_ids, what: str, day: date, key: str) -> None:

@@ -2,8 +2,9 @@
 on the days its due dates and ladder steps fall, triggered by the events it waits for.
 
 A run materialises the obligation's items, evaluates them against the escalation ladder,
-records the steps reached, queues the notifications, announces the new escalations and
-publishes a table of the obligation's items.
+records the steps reached, queues the notifications, announces the new escalations (and
+any an earlier run recorded but could not announce) and publishes a table of the
+obligation's items.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from flows.reports.review import ItemView, obligation_items
 from flows.states import day_off, obligation_state
 from flows.steps import (
     REFUSALS,
-    announce_escalations,
+    announce,
     database_step,
     opened_engine,
     refuse,
@@ -74,9 +75,9 @@ def obligation_flow(
             result = sweep_deadlines(
                 ctx, today, force=asked.force, numbers=[ob.number], plan=ref.plan
             )
+            announce(ctx)
             if result.skipped_reason:
                 return day_off(result.skipped_reason)
-            announce_escalations(ctx, today, result.escalations)
             views = report_items(ctx, ref.plan, ob, today)
             return obligation_state(ob.number, views, today, result.counts)
     except REFUSALS as refused:

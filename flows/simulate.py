@@ -18,7 +18,7 @@ from sqlalchemy import case, func, or_, select, update
 from flows.engine import EngineContext, event_types, record_event, sweep
 from models.db import session_scope
 from models.store import audit_many, utcnow
-from models.tables import Agency, DeadlineItem, Escalation, Event, ItemStatus
+from models.tables import Agency, DeadlineItem, Escalation, Event, ItemStatus, SweepRun
 
 # How departments behave (an assumption for the demonstration, not a legal fact): most
 # finish a few working days early, some on the day, some late by up to three weeks, and a
@@ -61,6 +61,19 @@ def simulate(ctx: EngineContext, start: date, end: date, seed: int = 2025) -> Si
     rng = random.Random(seed)
     kinds = sorted(event_types(ctx).items())
     planned: dict[int, date] = {}
+    # Days a run before this one (killed later on) already swept: their sweep is not
+    # replayed in today's state, which would send past days' digests again with lines
+    # that were not due yet on that day. Their events and completions are (idempotent).
+    with session_scope(ctx.db) as session:
+        swept = set(
+            session.scalars(
+                select(SweepRun.run_date).where(
+                    SweepRun.partition == "",
+                    SweepRun.skipped_reason.is_(None),
+                    SweepRun.run_date.between(start, end),
+                )
+            )
+        )
     day = start
     while day <= end:
         result.days += 1
@@ -83,10 +96,11 @@ def simulate(ctx: EngineContext, start: date, end: date, seed: int = 2025) -> Si
                         actor="simulation",
                     )
                     result.events += 1
-            outcome = sweep(ctx, day, actor="simulation")
-            result.notifications += outcome.notifications
-            for esc in outcome.escalations:
-                result.escalations[esc.step.code] += 1
+            if day not in swept:
+                outcome = sweep(ctx, day, actor="simulation")
+                result.notifications += outcome.notifications
+                for esc in outcome.escalations:
+                    result.escalations[esc.step.code] += 1
             _complete_due_work(ctx, day, seed, planned, result)
         day += timedelta(days=1)
     return result
@@ -125,10 +139,11 @@ def _complete_due_work(ctx, today, seed, planned: dict[int, date], result) -> No
                 status = ItemStatus.DONE if today <= due else ItemStatus.DONE_LATE
                 finished.append((item_id, due, status))
         now = utcnow()
+        closed: set[int] = set()  # by this run: a concurrent one's stay theirs
         for status in (ItemStatus.DONE, ItemStatus.DONE_LATE):
             ids = [i for i, _, s in finished if s == status]
             if ids:
-                session.execute(
+                done = session.scalars(
                     update(DeadlineItem)
                     .where(DeadlineItem.id.in_(ids), DeadlineItem.status == ItemStatus.OPEN)
                     .values(
@@ -137,8 +152,10 @@ def _complete_due_work(ctx, today, seed, planned: dict[int, date], result) -> No
                         evidence=f"Văn bản báo cáo ngày {today:%d/%m/%Y} (mô phỏng)",
                         updated_at=now,
                     )
-                )
-                result.completions[status] += len(ids)
+                    .returning(DeadlineItem.id)
+                ).all()
+                closed.update(done)
+                result.completions[status] += len(done)
         audit_many(
             session,
             (
@@ -150,6 +167,7 @@ def _complete_due_work(ctx, today, seed, planned: dict[int, date], result) -> No
                     "detail": {"status": status, "completed_on": today},
                 }
                 for item_id, _, status in finished
+                if item_id in closed
             ),
         )
 

@@ -1,4 +1,4 @@
-"""The steps every flow shares: open the engine, sweep, announce escalations, and refuse a
+"""The steps every flow shares: open the engine, sweep, announce to Prefect, and refuse a
 bad request with its Vietnamese message rather than a traceback.
 
 Tasks are coarse (one per step of the process, never one per item) and retry only where
@@ -14,25 +14,20 @@ from datetime import date
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.events import emit_event
 from prefect.states import State
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from deadlines.calendar import CalendarError
 from deadlines.datafile import DataFileError
 from flows import engine, states
-from flows.engine import EngineContext, EngineError, NewEscalation, SweepResult
+from flows.announce import AnnounceReport, announce_pending
+from flows.engine import EngineContext, EngineError, SweepResult
 from flows.parameters import partition_label
-from flows.reports.review import escalation_facts
 
 # A run cancelled (Ctrl-C, or from the UI) while a sweep writes: the transaction rolls back,
 # but SQLAlchemy's pool logs the interrupted connection close with a traceback an operator
 # must then ignore. The rollback is the whole story, so the pool keeps quiet in flow runs.
 logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
-
-# The Prefect events dunghan emits; deployment triggers and automations match on them.
-EVENT_RECORDED = "dunghan.event.recorded"
-ESCALATION_REACHED = "dunghan.escalation.reached"
 
 # What a flow refuses with a message instead of a traceback: bad parameters, bad data
 # files, dates outside the calendar.
@@ -126,6 +121,7 @@ def sweep_deadlines(
         partition=partition_label(numbers, agencies, plan),
         actor="prefect",
         plan=plan,
+        announce=True,
     )
     logger = get_run_logger()
     if result.skipped_reason:
@@ -141,48 +137,12 @@ def sweep_deadlines(
     return result
 
 
-@database_step("announce escalations")
-def announce_escalations(
-    ctx: EngineContext, today: date, escalations: Sequence[NewEscalation]
-) -> int:
-    """One Prefect event per newly reached ladder step, for operators' automations.
-
-    Only new escalations are announced, and the engine records each step of each item
-    once, so a rerun announces nothing again.
-    """
-    facts = escalation_facts(ctx, escalations)
-    for fact in facts:
-        emit_event(
-            event=ESCALATION_REACHED,
-            resource={
-                "prefect.resource.id": f"dunghan.item.{fact.item_id}",
-                "prefect.resource.name": f"{fact.number} — {fact.agency_name}",
-                "dunghan.agency": fact.agency_code,
-                "dunghan.step": fact.step_code,
-            },
-            related=[
-                {
-                    "prefect.resource.id": f"dunghan.agency.{fact.agency_code}",
-                    "prefect.resource.role": "agency",
-                    "prefect.resource.name": fact.agency_name,
-                },
-                {
-                    "prefect.resource.id": f"dunghan.obligation.{fact.plan}.{fact.number}",
-                    "prefect.resource.role": "obligation",
-                    "prefect.resource.name": f"{fact.number} {fact.title}",
-                },
-                {
-                    "prefect.resource.id": f"dunghan.plan.{fact.plan}",
-                    "prefect.resource.role": "plan",
-                    "prefect.resource.name": fact.plan,
-                },
-            ],
-            payload={
-                "step": fact.step_code,
-                "step_name": fact.step_name,
-                "due": fact.due.isoformat(),
-                "reached_on": today.isoformat(),
-                "notified": fact.notified,
-            },
-        )
-    return len(facts)
+@database_step("announce to Prefect")
+def announce(ctx: EngineContext) -> AnnounceReport:
+    """Emit the Prefect events recorded and not yet announced (this run's escalations or
+    recorded event, and whatever an earlier run recorded but died before announcing),
+    each once: operators' automations and the deployments' triggers wait for them."""
+    report = announce_pending(ctx.db)
+    if report.announced or report.found or report.unconfirmed:
+        get_run_logger().info(report.summary())
+    return report

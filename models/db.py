@@ -66,12 +66,39 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def migrate(engine: Engine) -> None:
-    """Create or upgrade the schema to the latest Alembic revision."""
+    """Create or upgrade the schema to the latest Alembic revision.
+
+    Several processes may start at once on a fresh database (two sweeps, a sweep and a
+    sender): one migrates while the others wait for it, then find the schema at head.
+    """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
+    with _migration_lock(engine), engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Held until this transaction ends, per schema (the search path's first).
+            connection.exec_driver_sql(
+                "SELECT pg_advisory_xact_lock(hashtext('dunghan.migrate.' || current_schema()))"
+            )
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """SQLite: an exclusive lock on a file beside the database for the migration (its
+    DDL is not transactional through the driver, so its own locks do not serialise it)."""
+    database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(f"{database}.migrate-lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @contextmanager

@@ -1,10 +1,16 @@
 """Importing the one-stop system's exports: procedures and dossiers.
 
-An import is one transaction per file: every row is validated first, and a file with any
-bad row is refused whole, with every bad row listed by line and column; nothing is
-written. A valid file is upserted by id, so re-importing an updated export updates the
-dossiers in place. Hot path: no ORM objects per row; columns go through numpy for the
-due dates and into the database in bulk (COPY on PostgreSQL).
+An import is one transaction per file, all or nothing: a file with any bad row is refused
+whole, with every bad row listed by line and column, and the database is left as it was.
+A good file is upserted by id, so re-importing an updated export updates the dossiers in
+place.
+
+Dossiers stream through in chunks of about ten thousand rows (`models.export_reader`):
+each chunk's columns are checked with array operations (`deadlines.dossier_checks`), its
+due dates, clocks and states computed on arrays (`deadlines.dossier`), and its rows
+written at once (`models.dossier_write`: straight into the table on SQLite, COPY into a
+staging table on PostgreSQL). Memory is a few chunks whatever the file's size; no Python
+object is made per row except the values a chunk hands to SQLite.
 
 Dossier export columns (CSV with a header row, or JSON lines with the same keys; another
 system's names through a column-mapping file, `deadlines.export_columns`):
@@ -15,25 +21,26 @@ digitized (0/1), e_result (0/1), paid_online (0/1/blank)`, and optionally `handl
 `supplement_requests` (how many requests; blank: 1 when a request is dated), `closed_at`
 (returned or closed without a result) and `appointment_at` (the receipt slip's date).
 Times with an offset are converted to Vietnam time; seconds are the finest unit kept.
-
-The checks themselves are pure column functions (`deadlines.dossier_checks`); this module
-reads, looks up the catalog and registry, derives the due dates and writes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import gc
 import io
 import json
+import queue
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -54,41 +61,35 @@ from deadlines.dossier import (
 from deadlines.export_columns import (
     CHANNELS,
     DOSSIER_COLUMNS,
+    FLAG_COLUMNS,
     IDENTITY,
     OPTIONAL_COLUMNS,
     TIME_COLUMNS,
     ColumnMapping,
 )
+from models.dossier_write import BULK_ROWS, DB_COLUMNS, Rows, open_checker, open_writer
+from models.export_reader import Chunk, ReadAgain, csv_header, is_json_lines, read_chunks
 from models.store import upsert
-from models.tables import Agency, Dossier, Procedure
+from models.tables import Procedure
+
+__all__ = [
+    "BULK_ROWS",
+    "DB_COLUMNS",
+    "DOSSIER_COLUMNS",
+    "TIME_COLUMNS",
+    "ImportRefused",
+    "ImportReport",
+    "RowProblem",
+    "import_dossiers",
+    "import_procedures",
+]
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
+NAT = np.datetime64("NaT", "s")
 PROCEDURE_COLUMNS = ("procedure_code", "name", "limit_value", "limit_unit", "level")
 REQUIRED_COLUMNS = tuple(c for c in DOSSIER_COLUMNS if c not in OPTIONAL_COLUMNS)
-# From this many rows (and at least as many as the table holds) an import is a bulk load.
-BULK_ROWS = 10_000
-DB_COLUMNS = (
-    "id",
-    "procedure_code",
-    "agency_code",
-    "channel",
-    *TIME_COLUMNS,
-    "digitized",
-    "e_result",
-    "paid_online",
-    "handler",
-    "supplement_requests",
-    "regime",
-    "first_due",
-    "legal_due",
-    "due",
-    "due_766",
-    "apology_timely",
-    "reschedules",
-    "state",
-    "imported_at",
-)
-DERIVED_TIMES = ("first_due", "legal_due", "due", "due_766", "imported_at")
+# A refused file lists this many problems, first lines first, and counts the rest.
+MAX_LISTED = 1000
 
 
 @dataclass(frozen=True)
@@ -104,12 +105,62 @@ class RowProblem:
 
 
 class ImportRefused(ValueError):
-    """The file was refused whole; `problems` lists every bad row."""
+    """The file was refused whole; `problems` lists its bad rows (the first
+    `MAX_LISTED` of `total`)."""
 
-    def __init__(self, path: str, problems: list[RowProblem]):
+    def __init__(self, path: str, problems: list[RowProblem], total: int | None = None):
         self.path, self.problems = path, problems
-        head = f"Tệp {path} bị từ chối ({len(problems)} lỗi); không ghi dữ liệu nào:"
-        super().__init__("\n".join([head, *(str(p) for p in problems)]))
+        self.total = len(problems) if total is None else total
+        head = f"Tệp {path} bị từ chối ({self.total} lỗi); không ghi dữ liệu nào:"
+        more = self.total - len(problems)
+        tail = [f"… và {more} lỗi khác (sửa các lỗi trên rồi nhập lại)."] if more else []
+        super().__init__("\n".join([head, *(str(p) for p in problems), *tail]))
+
+
+_COLUMN_ORDER = {column: i for i, column in enumerate(DOSSIER_COLUMNS)}
+
+
+class Problems:
+    """The problems of one import: bounded (the first `MAX_LISTED` lines are kept), in
+    line order and, within a line, in the order of the export's columns."""
+
+    def __init__(self, path: str, mapping: ColumnMapping = IDENTITY):
+        self.path = path
+        self.mapping = mapping
+        self.total = 0
+        self._kept: list[tuple[int, int, str, str]] = []
+
+    def _add(self, line: int, column: str, message: str) -> None:
+        self.total += 1
+        self._kept.append((line, _COLUMN_ORDER.get(column, -1), column, message))
+        if len(self._kept) > 2 * MAX_LISTED:
+            self._kept.sort()
+            del self._kept[MAX_LISTED:]
+
+    def add_lines(self, found: list[tuple[int, str]]) -> None:
+        for line, message in found:
+            self._add(line, "", message)
+
+    def add_rows(self, lines: np.ndarray, found: list[checks.Problem]) -> None:
+        for row, column, message in found:
+            self._add(int(lines[row]), column, message)
+
+    def add_database(self, found: list[tuple[int, str, str]], unlisted: int = 0) -> None:
+        for line, column, message in found:
+            self._add(line, column, message)
+        self.total += unlisted
+
+    def shown(self, column: str) -> str:
+        """A column as the file names it: 'NgayTiepNhan (received_at)' under a mapping."""
+        name = self.mapping.source_name(column) if column else column
+        return column if name == column else f"{name} ({column})"
+
+    def listed(self) -> list[RowProblem]:
+        self._kept.sort()
+        return [
+            RowProblem(self.path, line, self.shown(column), message)
+            for line, _, column, message in self._kept[:MAX_LISTED]
+        ]
 
 
 @dataclass(frozen=True)
@@ -236,158 +287,86 @@ def import_procedures(engine: Engine, path: str | Path) -> ImportReport:
 # ----------------------------------------------------------------------- dossiers
 
 
-@dataclass
-class RawExport:
-    """An export in dunghan's columns, as text, with the file line of each row."""
-
-    lines: list[int] = field(default_factory=list)
-    cells: dict[str, list[str]] = field(default_factory=lambda: {c: [] for c in DOSSIER_COLUMNS})
-
-    def __len__(self) -> int:
-        return len(self.lines)
-
-
 @dataclass(frozen=True)
 class Lookups:
-    """What the database already knows that a row is checked against."""
+    """What the database knows that a row is checked against, as Arrow value sets."""
 
-    procedures: dict[str, tuple[float, int]]  # code -> (limit value, unit index)
-    agencies: set[str]
-    apologies: dict[str, tuple[datetime, datetime, int]]  # id -> (at, new due, reschedules)
-
-
-def read_export(path: Path, mapping: ColumnMapping) -> tuple[RawExport, list[RowProblem]]:
-    """Every record of the file in dunghan's columns; a missing column or an unreadable
-    line is a problem."""
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        return _read_json_lines(path, mapping)
-    raw = RawExport()
-    name = str(path)
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
-        header = [h.strip() for h in next(reader, [])]
-        missing = mapping.missing_columns(header, REQUIRED_COLUMNS)
-        if mapping.supplements is not None:
-            missing.append(
-                f"danh sách yêu cầu bổ sung '{mapping.supplements.list_name}' (supplements "
-                f"trong {mapping.path}) chỉ đọc được từ tệp JSON lines"
-            )
-        if missing:
-            return raw, [RowProblem(name, 1, "", "; ".join(missing))]
-        # One (append, position in the row, code table) per dunghan column: no dictionary
-        # per row, which keeps a million-row export cheap to read.
-        position = {h: i for i, h in reversed(list(enumerate(header))) if h}
-        plan = [
-            (
-                raw.cells[column].append,
-                position.get(mapping.source_name(column)),
-                mapping.values.get(column),
-            )
-            for column in DOSSIER_COLUMNS
-        ]
-        lines = raw.lines
-        for row in reader:
-            if not row:
-                continue
-            lines.append(reader.line_num)
-            width = len(row)
-            for append, index, coded in plan:
-                text = row[index].strip() if index is not None and index < width else ""
-                append(coded.get(text, text) if coded is not None else text)
-    return raw, []
+    procedure_codes: pa.Array
+    limit_values: np.ndarray  # float64, by position in procedure_codes
+    limit_units: np.ndarray  # index into UNITS
+    agency_codes: pa.Array
 
 
-def _read_json_lines(path: Path, mapping: ColumnMapping) -> tuple[RawExport, list[RowProblem]]:
-    raw = RawExport()
-    problems: list[RowProblem] = []
-    for line, record in _records(path):
-        if isinstance(record, str):
-            problems.append(RowProblem(str(path), line, "", record))
-            continue
-        raw.lines.append(line)
-        for column, text in mapping.translate(record).items():
-            raw.cells[column].append(text)
-    return raw, problems
+def _lookups(fetch) -> Lookups:
+    """Read through the import's own connection, inside its transaction."""
+    procedures = fetch("SELECT code, limit_value, limit_unit FROM procedure")
+    agencies = [code for (code,) in fetch("SELECT code FROM agency")]
+    return Lookups(
+        pa.array([code for code, _, _ in procedures], pa.string()),
+        np.array([value for _, value, _ in procedures], dtype=np.float64),
+        np.array([UNITS.index(u) if u in UNITS else 0 for _, _, u in procedures], np.int64),
+        pa.array(agencies, pa.string()),
+    )
 
 
-def _lookups(engine: Engine) -> Lookups:
-    with engine.connect() as conn:
-        procedures = {
-            code: (value, UNITS.index(unit) if unit in UNITS else 0)
-            for code, value, unit in conn.execute(
-                select(Procedure.code, Procedure.limit_value, Procedure.limit_unit)
-            )
-        }
-        agencies = set(conn.scalars(select(Agency.code)))
-        apologies = {
-            dossier_id: (at, new_due, reschedules)
-            for dossier_id, at, new_due, reschedules in conn.execute(
-                select(
-                    Dossier.id, Dossier.apology_at, Dossier.apology_new_due, Dossier.reschedules
-                ).where(Dossier.apology_at.is_not(None))
-            )
-        }
-    return Lookups(procedures, agencies, apologies)
+def translate(chunk: Chunk, mapping: ColumnMapping) -> Chunk:
+    """A chunk read under the file's own column names, in dunghan's columns: renamed, and
+    coded values (e.g. channel "2") translated, column by column."""
+    if mapping is IDENTITY:
+        return chunk
+    cells = {}
+    for column in DOSSIER_COLUMNS:
+        values = chunk.cells[mapping.source_name(column)]
+        coded = mapping.values.get(column)
+        if coded:
+            codes = pa.array(list(coded), pa.string())
+            at = pc.index_in(values, value_set=codes)
+            meaning = pa.array(list(coded.values()), pa.string())
+            values = pc.if_else(pc.is_valid(at), meaning.take(pc.fill_null(at, 0)), values)
+        cells[column] = values
+    return Chunk(chunk.lines, cells, chunk.problems)
 
 
-@dataclass
-class Parsed:
-    """The export's columns, parsed: text, `datetime64[s]` times, flags, counts."""
-
-    text: dict[str, list[str]]
-    times: dict[str, np.ndarray]
-    flags: dict[str, list[bool | None]]
-    supplement_requests: np.ndarray
-    regime_index: np.ndarray
-
-
-def validate(
-    raw: RawExport, lookups: Lookups, rules: OneStopRules, mapping: ColumnMapping
-) -> tuple[Parsed, list[checks.Problem]]:
-    """Run every column check; problems are `(row index, column, message)`."""
-    cells = raw.cells
+def check_chunk(
+    chunk: Chunk, lookups: Lookups, rules: OneStopRules, mapping: ColumnMapping
+) -> tuple[Rows, list[checks.Problem]]:
+    """Every column check of one chunk; the parsed rows and `(row, column, message)`."""
+    cells = chunk.cells
     problems: list[checks.Problem] = []
     problems += checks.check_required(cells["dossier_id"], "dossier_id")
     problems += checks.check_unique(cells["dossier_id"], "dossier_id")
     problems += checks.check_known(
         cells["procedure_code"],
         "procedure_code",
-        lookups.procedures,
+        lookups.procedure_codes,
         "thủ tục không có trong danh mục",
     )
     problems += checks.check_known(
-        cells["agency_code"], "agency_code", lookups.agencies, "cơ quan không có trong danh bạ"
+        cells["agency_code"], "agency_code", lookups.agency_codes, "cơ quan không có trong danh bạ"
     )
     problems += checks.check_choice(cells["channel"], "channel", CHANNELS)
-    # Once parsed, a column's text is let go: a million rows of it weigh hundreds of MiB.
     times: dict[str, np.ndarray] = {}
     for column in TIME_COLUMNS:
         times[column], found = checks.parse_times(
             cells[column], column, mapping.time_format, required=column == "received_at"
         )
         problems += found
-        cells[column] = []
-    flags: dict[str, list[bool | None]] = {}
-    for column in ("digitized", "e_result", "paid_online"):
-        flags[column], found = checks.parse_flags(
+    flags: dict[str, np.ndarray] = {}
+    for column in FLAG_COLUMNS:
+        flags[column], found = checks.flag_codes(
             cells[column], column, blank_allowed=column == "paid_online"
         )
         problems += found
-        cells[column] = []
     counts, found = checks.parse_counts(cells["supplement_requests"], "supplement_requests")
-    cells["supplement_requests"] = []
     problems += found
     requests, found = checks.resolve_supplement_requests(counts, times["supplement_requested_at"])
     problems += found
     problems += checks.check_event_order(times)
     problems += checks.check_event_pairs(times)
     received = times["received_at"]
+    problems += checks.check_years(received, "received_at", FIRST_YEAR, LAST_YEAR)
     years = received.astype("datetime64[Y]").astype(np.int64) + 1970
     outside = ~np.isnat(received) & ((years < FIRST_YEAR) | (years >= LAST_YEAR))
-    problems += [
-        (int(row), "received_at", f"ngoài phạm vi lịch hỗ trợ: {received[row].item():%d/%m/%Y}")
-        for row in np.flatnonzero(outside)
-    ]
     regime_index = rules.regime_index_many(received)
     problems += [
         (
@@ -398,131 +377,99 @@ def validate(
         )
         for row in np.flatnonzero((regime_index < 0) & ~np.isnat(received) & ~outside)
     ]
-    parsed = Parsed(
-        text={c: cells[c] for c in ("dossier_id", "procedure_code", "agency_code", "channel")}
-        | {"handler": cells["handler"]},
-        times=times,
-        flags=flags,
-        supplement_requests=requests,
-        regime_index=regime_index,
-    )
-    return parsed, problems
+    ok = np.ones(len(chunk), dtype=bool)
+    if problems:
+        ok[[row for row, _, _ in problems]] = False
+    codes = np.array([r.code for r in rules.regimes] + [""], dtype=object)
+    text = {
+        "id": cells["dossier_id"],
+        **{c: cells[c] for c in ("procedure_code", "agency_code", "channel", "handler")},
+        "regime": pa.array(codes[regime_index].tolist(), pa.string()),
+    }
+    ints = {
+        "supplement_requests": requests,
+        "reschedules": (~np.isnat(times["apology_at"])).astype(np.int64),
+    }
+    rows = Rows(chunk.lines, ok, text, times, flags, ints)
+    rows.regime_index = regime_index
+    return rows, problems
 
 
-def check_reschedules(
-    parsed: Parsed, lookups: Lookups, rules: OneStopRules
-) -> tuple[np.ndarray, list[checks.Problem]]:
-    """How many times each dossier has been rescheduled (an apology with a new date); a
-    new apology on a dossier already rescheduled the maximum number of times is refused,
-    and so is an export that drops a recorded apology."""
-    apology_at = parsed.times["apology_at"]
-    new_due = parsed.times["apology_new_due"]
-    counts = (~np.isnat(apology_at)).astype(np.int64)
-    problems: list[checks.Problem] = []
-    if not lookups.apologies:
-        return counts, problems
-    maxima = np.array([r.max_reschedules for r in rules.regimes])
-    for row, dossier_id in enumerate(parsed.text["dossier_id"]):
-        previous = lookups.apologies.get(dossier_id)
-        if previous is None:
-            continue
-        at, due, done = previous
-        if np.isnat(apology_at[row]):
-            problems.append(
-                (row, "apology_at", "hồ sơ đã có phiếu xin lỗi; tệp mới không được xóa nó")
+def derive(rows: Rows, lookups: Lookups, cal: WorkCalendar, rules: OneStopRules) -> None:
+    """For every good row (NaT, null for the others): the due dates under its regime,
+    the portal's appointment, whether its apology was timely, and its state."""
+    n = len(rows.lines)
+    times = rows.times
+    for name in ("first_due", "legal_due", "due", "due_766"):
+        times[name] = np.full(n, NAT, dtype="datetime64[s]")
+    rows.flags["apology_timely"] = np.full(n, -1, dtype=np.int8)
+    state = np.full(n, "", dtype=object)
+    good = np.flatnonzero(rows.ok)
+    if len(good):
+        at = pc.index_in(
+            rows.text["procedure_code"].take(pa.array(good)), value_set=lookups.procedure_codes
+        ).to_numpy(zero_copy_only=False)
+        values, units = lookups.limit_values[at], lookups.limit_units[at]
+        regime = rows.regime_index[good]
+        mine = {name: times[name][good] for name in TIME_COLUMNS}
+        received, supplied = mine["received_at"], mine["supplement_received_at"]
+        nat = np.full(received.shape, NAT, dtype="datetime64[s]")
+        first = legal_due_many(cal, rules, received, nat, values, units, regime)
+        legal = first.copy()
+        restarted = ~np.isnat(supplied)
+        if restarted.any():
+            legal[restarted] = legal_due_many(
+                cal,
+                rules,
+                received[restarted],
+                supplied[restarted],
+                values[restarted],
+                units[restarted],
+                regime[restarted],
             )
-            continue
-        if (apology_at[row].item(), new_due[row].item()) == (at, due):
-            counts[row] = done
-            continue
-        allowed = int(maxima[parsed.regime_index[row]]) if parsed.regime_index[row] >= 0 else 1
-        if done + 1 > allowed:
-            regime = (
-                rules.regimes[parsed.regime_index[row]] if parsed.regime_index[row] >= 0 else None
-            )
-            source = f" ({regime.facts['apology'].cite()})" if regime else ""
-            problems.append(
-                (
-                    row,
-                    "apology_at",
-                    f"hồ sơ đã được xin lỗi và hẹn lại ngày {due:%d/%m/%Y %H:%M}; chỉ được hẹn lại "
-                    f"{allowed} lần{source}",
-                )
-            )
-        counts[row] = done + 1
-    return counts, problems
-
-
-@dataclass
-class Derived:
-    first_due: np.ndarray
-    legal_due: np.ndarray
-    due: np.ndarray
-    due_766: np.ndarray
-    apology_timely: list[bool | None]
-    states: np.ndarray
-
-
-def derive(parsed: Parsed, lookups: Lookups, cal: WorkCalendar, rules: OneStopRules) -> Derived:
-    """The due dates under each dossier's regime, the portal's appointment, whether each
-    apology was timely, and each dossier's state."""
-    times = parsed.times
-    codes = parsed.text["procedure_code"]
-    values = np.array([lookups.procedures[c][0] for c in codes], dtype=np.float64)
-    units = np.array([lookups.procedures[c][1] for c in codes], dtype=np.int64)
-    received, supplied = times["received_at"], times["supplement_received_at"]
-    nat = np.full(received.shape, np.datetime64("NaT"), dtype="datetime64[s]")
-    first = legal_due_many(cal, rules, received, nat, values, units, parsed.regime_index)
-    legal = first.copy()
-    restarted = ~np.isnat(supplied)
-    if restarted.any():
-        legal[restarted] = legal_due_many(
-            cal,
-            rules,
-            received[restarted],
-            supplied[restarted],
-            values[restarted],
-            units[restarted],
-            parsed.regime_index[restarted],
+        new_due = mine["apology_new_due"]
+        due = np.where(np.isnat(new_due), legal, new_due)
+        due_766 = due_766_many(
+            rules.indicator,
+            mine["appointment_at"],
+            first,
+            mine["supplement_requested_at"],
+            supplied,
+            new_due,
         )
-    new_due = times["apology_new_due"]
-    due = np.where(np.isnat(new_due), legal, new_due)
-    due_766 = due_766_many(
-        rules.indicator,
-        times["appointment_at"],
-        first,
-        times["supplement_requested_at"],
-        supplied,
-        new_due,
-    )
-    apology_at = times["apology_at"]
-    apologised = ~np.isnat(apology_at)
-    timely: list[bool | None] = [None] * len(received)
-    if apologised.any():
-        facts = ClockFacts(
-            first_due=first[apologised],
-            legal_due=legal[apologised],
-            requested=times["supplement_requested_at"][apologised],
-            supplied=supplied[apologised],
-            requests=parsed.supplement_requests[apologised],
-            completed=times["completed_at"][apologised],
-            closed=times["closed_at"][apologised],
-            appointment=times["appointment_at"][apologised],
-            due_766=due_766[apologised],
+        apology_at = mine["apology_at"]
+        apologised = ~np.isnat(apology_at)
+        if apologised.any():
+            facts = ClockFacts(
+                first_due=first[apologised],
+                legal_due=legal[apologised],
+                requested=mine["supplement_requested_at"][apologised],
+                supplied=supplied[apologised],
+                requests=rows.ints["supplement_requests"][good][apologised],
+                completed=mine["completed_at"][apologised],
+                closed=mine["closed_at"][apologised],
+                appointment=mine["appointment_at"][apologised],
+                due_766=due_766[apologised],
+            )
+            apology_due = due_at(facts, apology_at[apologised], ArrayOps)
+            deadline = apology_deadline_many(cal, rules, regime[apologised], apology_due)
+            timely = rows.flags["apology_timely"]
+            timely[good[apologised]] = (apology_at[apologised] < deadline).astype(np.int8)
+        for name, value in (
+            ("first_due", first),
+            ("legal_due", legal),
+            ("due", due),
+            ("due_766", due_766),
+        ):
+            times[name][good] = value
+        state[good] = states_many(
+            mine["supplement_requested_at"],
+            supplied,
+            mine["completed_at"],
+            mine["closed_at"],
+            apology_at,
         )
-        apology_due = due_at(facts, apology_at[apologised], ArrayOps)
-        deadline = apology_deadline_many(cal, rules, parsed.regime_index[apologised], apology_due)
-        on_time = (apology_at[apologised] < deadline).tolist()
-        for row, value in zip(np.flatnonzero(apologised), on_time, strict=True):
-            timely[int(row)] = bool(value)
-    states = states_many(
-        times["supplement_requested_at"],
-        supplied,
-        times["completed_at"],
-        times["closed_at"],
-        apology_at,
-    )
-    return Derived(first, legal, due, due_766, timely, states)
+    rows.text["state"] = pa.array(state.tolist(), pa.string())
 
 
 def import_dossiers(
@@ -532,119 +479,134 @@ def import_dossiers(
     rules: OneStopRules,
     now: datetime | None = None,
     columns: ColumnMapping | None = None,
+    *,
+    reader: str = "arrow",
 ) -> ImportReport:
-    """Validate a whole export, compute every due date under the regime of each dossier's
-    receipt, then upsert it at once."""
+    """Stream an export in chunks: check every row, compute its due dates under the
+    regime of its receipt and write it into one transaction that is only committed if
+    the whole file is good. A file with any bad row is refused whole, every bad row named
+    by line and column (up to `MAX_LISTED`), and the database is left as it was."""
     path = _open(path)
     mapping = columns or IDENTITY
-    lookups = _lookups(engine)
-    gc.disable()  # a million rows of small objects: the cyclic collector only slows it
-    try:
-        raw, problems = read_export(path, mapping)
-        if problems:
-            raise ImportRefused(str(path), problems)
-        parsed, found = validate(raw, lookups, rules, mapping)
-        if not found:
-            reschedules, found = check_reschedules(parsed, lookups, rules)
-    finally:
-        gc.enable()
-    if found:
-        raise ImportRefused(str(path), _row_problems(path, raw, mapping, found))
-    if not len(raw):
-        return ImportReport(str(path), 0, 0, 0)
-    derived = derive(parsed, lookups, cal, rules)
+    if not is_json_lines(path):
+        missing = mapping.missing_columns(csv_header(path).stripped, REQUIRED_COLUMNS)
+        if mapping.supplements is not None:
+            missing.append(
+                f"danh sách yêu cầu bổ sung '{mapping.supplements.list_name}' (supplements "
+                f"trong {mapping.path}) chỉ đọc được từ tệp JSON lines"
+            )
+        if missing:
+            raise ImportRefused(str(path), [RowProblem(str(path), 1, "", "; ".join(missing))])
     stamp = (now or datetime.now(VN).replace(tzinfo=None)).replace(microsecond=0)
-    rows = len(raw)
-    columns_out: dict[str, list] = {
-        "id": parsed.text["dossier_id"],
-        "procedure_code": parsed.text["procedure_code"],
-        "agency_code": parsed.text["agency_code"],
-        "channel": parsed.text["channel"],
-        "digitized": parsed.flags["digitized"],
-        "e_result": parsed.flags["e_result"],
-        "paid_online": parsed.flags["paid_online"],
-        "handler": [h or None for h in parsed.text["handler"]],
-        "supplement_requests": parsed.supplement_requests.tolist(),
-        "regime": [rules.regimes[i].code for i in parsed.regime_index.tolist()],
-        "apology_timely": derived.apology_timely,
-        "reschedules": reschedules.tolist(),
-        "state": derived.states.tolist(),
-        "imported_at": [_fmt(stamp)] * rows,
-    }
-    for column in TIME_COLUMNS:
-        columns_out[column] = _as_text(parsed.times[column], nullable=True)
-    for column in ("first_due", "legal_due", "due", "due_766"):
-        columns_out[column] = _as_text(getattr(derived, column))
-    return _write(engine, path, columns_out)
+    for attempt in (reader, "stdlib"):
+        try:
+            return _import(engine, path, cal, rules, stamp, attempt, mapping)
+        except ReadAgain:
+            continue
+    raise AssertionError("the standard library's reader always reads")  # pragma: no cover
 
 
-def _row_problems(
-    path: Path, raw: RawExport, mapping: ColumnMapping, found: list[checks.Problem]
-) -> list[RowProblem]:
-    order = {c: i for i, c in enumerate(DOSSIER_COLUMNS)}
-    found = sorted(found, key=lambda p: (p[0], order.get(p[1], len(order))))
+def _import(engine, path, cal, rules, stamp, reader, mapping) -> ImportReport:
+    found = Problems(str(path), mapping)
+    writer = open_writer(engine, rules, stamp, expected_rows(path))
+    try:
+        lookups = _lookups(writer.fetch)
+        # Reading, checking and preparing the next chunks (mostly Arrow and numpy, which
+        # release the GIL) overlap the database's writing of this one.
+        for rows, problems, line_problems, payload in _background(
+            _prepared(path, reader, mapping, lookups, cal, rules, writer)
+        ):
+            found.add_lines(line_problems)
+            found.add_rows(rows.lines, problems)
+            if found.total:
+                writer.stop_writing()
+            writer.write(payload)
+        outcome = writer.finish(refused=bool(found.total))
+    except BaseException:
+        writer.abort()
+        raise
+    if outcome.needs_check_pass:
+        # The writer only learnt that something is wrong (a repeated id, an apology
+        # changed); a second reading names every bad line, writing nothing.
+        found = Problems(str(path), mapping)
+        checker = open_checker(engine, rules)
+        try:
+            for rows, problems, line_problems, payload in _prepared(
+                path, reader, mapping, lookups, cal, rules, checker
+            ):
+                found.add_lines(line_problems)
+                found.add_rows(rows.lines, problems)
+                checker.write(payload)
+            outcome = checker.finish(refused=True)
+        finally:
+            checker.abort()
+    found.add_database(outcome.problems, outcome.unlisted)
+    if found.total:
+        raise ImportRefused(str(path), found.listed(), found.total)
+    return ImportReport(str(path), outcome.rows, outcome.inserted, outcome.updated)
 
-    def shown(column: str) -> str:
-        name = mapping.source_name(column)
-        return column if name == column else f"{name} ({column})"
 
-    return [RowProblem(str(path), raw.lines[row], shown(col), msg) for row, col, msg in found]
-
-
-def _fmt(value: datetime) -> str:
-    """The text SQLAlchemy itself writes for a SQLite DATETIME (so comparisons agree)."""
-    return value.isoformat(sep=" ") + ".000000"
-
-
-def _as_text(values: np.ndarray, *, nullable: bool = False) -> list[str | None]:
-    """`datetime64` values as the text `_fmt` writes, in one numpy pass (None for NaT)."""
-    iso = np.datetime_as_string(values.astype("datetime64[s]"), unit="s")
-    text: list[str | None] = np.char.add(np.char.replace(iso, "T", " "), ".000000").tolist()
-    if nullable:
-        for row in np.flatnonzero(np.isnat(values)).tolist():
-            text[row] = None
-    return text
+def _prepared(path, reader, mapping, lookups, cal, rules, writer):
+    if is_json_lines(path):
+        chunks = read_chunks(path, DOSSIER_COLUMNS, translate=mapping.translate)
+    else:
+        names = tuple(dict.fromkeys(mapping.source_name(c) for c in DOSSIER_COLUMNS))
+        chunks = (translate(c, mapping) for c in read_chunks(path, names, reader=reader))
+    for chunk in chunks:
+        rows, problems = check_chunk(chunk, lookups, rules, mapping)
+        derive(rows, lookups, cal, rules)
+        yield rows, problems, chunk.problems, writer.prepare(rows)
 
 
-def _write(engine: Engine, path: Path, columns: dict[str, list]) -> ImportReport:
-    rows = list(zip(*(columns[c] for c in DB_COLUMNS), strict=True))
-    updates = ", ".join(f"{c} = excluded.{c}" for c in DB_COLUMNS if c != "id")
-    names = ", ".join(DB_COLUMNS)
-    with engine.begin() as conn:
-        before = conn.scalar(select(func.count()).select_from(Dossier))
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(
-                "CREATE TEMP TABLE dossier_in (LIKE dossier INCLUDING DEFAULTS) ON COMMIT DROP"
-            )
-            cursor = conn.connection.dbapi_connection.cursor()
-            with cursor.copy(f"COPY dossier_in ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            conn.exec_driver_sql(
-                f"INSERT INTO dossier ({names}) SELECT {names} FROM dossier_in "
-                f"ON CONFLICT (id) DO UPDATE SET {updates}"
-            )
-        else:
-            # In primary-key order the B-tree grows at its end instead of splitting pages
-            # all over; and a bulk load builds the secondary indexes once, afterwards,
-            # rather than row by row. Both keep a million-row import linear.
-            rows.sort(key=lambda row: row[0])
-            bulk = len(rows) >= max(BULK_ROWS, before)
-            indexes = list(Dossier.__table__.indexes) if bulk else []  # type: ignore[attr-defined]
-            for index in indexes:
-                index.drop(conn)
-            marks = ", ".join("?" for _ in DB_COLUMNS)
-            cursor = conn.connection.dbapi_connection.cursor()
-            cursor.executemany(
-                f"INSERT INTO dossier ({names}) VALUES ({marks}) "
-                f"ON CONFLICT (id) DO UPDATE SET {updates}",
-                rows,
-            )
-            for index in indexes:
-                index.create(conn)
-        after = conn.scalar(select(func.count()).select_from(Dossier))
-    inserted = after - before
-    return ImportReport(str(path), len(rows), inserted, len(rows) - inserted)
+_DONE = object()
+
+
+def _background(items: Iterator, depth: int = 1) -> Iterator:
+    """`items`, produced in a thread at most `depth` ahead of the consumer; an error in
+    the thread is raised in the consumer. Closing the generator stops the thread."""
+    ahead: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        ahead.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ahead.put((_DONE, None))
+        except BaseException as exc:  # handed to the consumer
+            ahead.put((_DONE, exc))
+
+    thread = threading.Thread(target=produce, name="dossier-import-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = ahead.get()
+            if error is not None:
+                raise error
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                ahead.get(timeout=0.1)
+        thread.join()
+
+
+def expected_rows(path: Path) -> int:
+    """About how many rows the file holds, from the length of its first lines."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(1 << 16)
+    lines = head.count(b"\n") or 1
+    return int(size / (len(head) / lines)) if head else 0
 
 
 def to_csv(rows: list[dict], columns=DOSSIER_COLUMNS) -> str:

@@ -144,6 +144,29 @@ class Escalation(SQLModel, table=True):
     notified: bool  # False when a later step reached at the same sweep superseded it
 
 
+class Announcement(SQLModel, table=True):
+    """A Prefect event to announce (an escalation reached, an event recorded), stored in
+    the transaction that records what it announces, announced by the next flow run.
+
+    `event_id` is the Prefect event's id, drawn once: every emission of the row carries
+    it, so the server stores (and its automations act on) the event once however many
+    times a crash makes us emit it. `attempted_at` is set before an emission,
+    `announced_at` once the server has the event."""
+
+    __table_args__ = (Index("ix_announcement_pending", "announced_at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=128, unique=True)  # "escalation:<item>:<step>", "event:<id>"
+    event_id: str = Field(max_length=36, unique=True)
+    name: str = Field(max_length=128)  # the Prefect event's name
+    resource: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    related: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    occurred: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    attempted_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    announced_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
 class Notification(SQLModel, table=True):
     """The outbox: a message is stored before any attempt to send it."""
 
@@ -159,6 +182,10 @@ class Notification(SQLModel, table=True):
     body_text: str
     body_html: str
     ics: str = ""
+    # A digest's lines (item@steps reached): the day's later digests leave them out.
+    covers: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
     status: str = Field(default="pending", max_length=16)  # pending | sending | sent | failed
     attempts: int = 0
     last_error: str | None = None

@@ -126,6 +126,9 @@ class Message:
     idempotency_key: str
     cc: tuple[str, ...] = ()
     item_ids: tuple[int, ...] = field(default=())
+    # What a digest says, line by line (`line_key`): a later digest the same day to the
+    # same address says only what none of the day's earlier ones said.
+    covers: tuple[str, ...] = ()
 
 
 def idempotency_key(kind: str, recipient: str, item_ids, step: str, day: date) -> str:
@@ -142,14 +145,26 @@ def render(template: str, **context) -> tuple[str, str]:
     return text, html
 
 
+def line_key(item: ItemLine) -> str:
+    """An item as a digest says it: the item and how many ladder steps it has reached."""
+    return f"{item.item_id}@{len(item.history)}"
+
+
 def _count(n: int, what: str) -> str:
     return f"{n} việc {what}".strip()
 
 
 def digest(
-    recipient: str, recipient_name: str, agency: str, today: date, items: list[ItemLine]
+    recipient: str,
+    recipient_name: str,
+    agency: str,
+    today: date,
+    items: list[ItemLine],
+    *,
+    supplement: bool = False,
 ) -> Message:
-    """The daily digest of one recipient: due soon, due today, overdue."""
+    """The daily digest of one recipient: due soon, due today, overdue. A `supplement`
+    follows an earlier digest of the same day and lists only what it did not."""
     if not items:
         raise ValueError(f"a digest for {recipient} needs at least one item")
     groups = {
@@ -167,8 +182,10 @@ def digest(
         if groups[key]
     ]
     summary = ", ".join(parts)
-    subject = clean_header(f"[Đúng hạn] {agency}: {summary} — {short_date(today)}")
+    extra = " (bổ sung)" if supplement else ""
+    subject = clean_header(f"[Đúng hạn] {agency}{extra}: {summary} — {short_date(today)}")
     name = clean_header(recipient_name)
+    covers = tuple(sorted(line_key(i) for i in items))
     text, html = render(
         "digest",
         agency=agency,
@@ -185,8 +202,9 @@ def digest(
         subject=subject,
         body_text=text,
         body_html=html,
-        idempotency_key=idempotency_key("digest", recipient, [], "", today),
+        idempotency_key=idempotency_key("digest", recipient, covers, "", today),
         item_ids=tuple(i.item_id for i in items),
+        covers=covers,
     )
 
 

@@ -45,6 +45,10 @@ class ConnectionLost(Exception):
     """The connection to the server is gone; the batch cannot go on over it."""
 
 
+class StopRequested(BaseException):
+    """The sender was asked to stop (SIGTERM): like Ctrl-C, it gives back what it holds."""
+
+
 # ------------------------------------------------------------------------ transports
 
 
@@ -270,13 +274,17 @@ def deliver_pending(
     with backoff). Safe to run in several processes at once."""
     settings = settings or MailSettings.from_env()
     run = _Run(engine, transport or transport_for(settings), settings, now or utcnow())
-    while max_batches is None or run.report.batches < max_batches:
-        batch = outbox.claim(engine, now=run.now, lease=settings.lease, limit=batch_size)
-        if not batch:
-            break
-        run.report.batches += 1
-        if not run.batch(batch):
-            break
+    try:
+        while max_batches is None or run.report.batches < max_batches:
+            batch = outbox.claim(engine, now=run.now, lease=settings.lease, limit=batch_size)
+            if not batch:
+                break
+            run.report.batches += 1
+            if not run.batch(batch):
+                break
+    except BaseException as stopped:  # Ctrl-C, SIGTERM, a cancelled flow run
+        stopped.delivery_report = run.report  # what was done before the stop
+        raise
     report = run.report
     log.info(
         "delivery via %s: sent=%d retry=%d failed=%d released=%d batches=%d",
@@ -301,6 +309,7 @@ class _Run:
         self.settings = settings
         self.now = now
         self.report = DeliveryReport(transport=transport.describe())
+        self._sending = False  # a message is between the transport and the server
 
     def batch(self, batch: list[OutgoingMail]) -> bool:
         """Send one claimed batch; False when the server is out of reach (stop the run)."""
@@ -309,12 +318,15 @@ class _Run:
         deadline = time.monotonic() + self.settings.lease.total_seconds() / 2
         if not self.connect(batch):
             return False
+        untried = 0  # the first message of the batch not yet handed to the server
         try:
             for index, mail in enumerate(batch):
+                untried, self._sending = index, False
                 if time.monotonic() > deadline:
                     self.report.released += outbox.release(self.engine, batch[index:], now=self.now)
                     return True
                 outcome = self.send(mail)
+                untried = index + 1
                 if outcome is None:
                     continue
                 rest = batch[index + 1 :]
@@ -327,6 +339,13 @@ class _Run:
                     self.transport.close()
                     if not self.connect(rest):
                         return False
+        except BaseException:
+            # Stopped (Ctrl-C, SIGTERM, a cancelled run): the messages not yet tried go
+            # back to the queue at once instead of waiting for the lease to run out. The
+            # one on its way, if any, keeps its claim: it may have reached the server.
+            rest = batch[untried + 1 :] if self._sending else batch[untried:]
+            self.report.released += outbox.release(self.engine, rest, now=utcnow())
+            raise
         finally:
             self.transport.close()
         return True
@@ -354,6 +373,7 @@ class _Run:
             self.fail(mail, f"Không gửi được: {exc}")
             return None
         try:
+            self._sending = True
             refused = self.transport.send(mail, message, self.settings.from_address)
         except (OSError, smtplib.SMTPException, ConnectionLost) as exc:
             outcome = classify(exc)

@@ -78,6 +78,7 @@ def store_messages(session: Session, messages: Sequence[Message], *, now=None) -
             "body_text": m.body_text,
             "body_html": m.body_html,
             "ics": calendars[m.idempotency_key],
+            "covers": list(m.covers),
             "status": Status.PENDING,
             "attempts": 0,
             "created_at": now,
@@ -86,6 +87,20 @@ def store_messages(session: Session, messages: Sequence[Message], *, now=None) -
         for m in unique.values()
     ]
     return len(insert_ignoring_duplicates(session, Notification, rows, ["idempotency_key"], ["id"]))
+
+
+def covered(session: Session, kind: str, day) -> dict[str, set[str]]:
+    """What the `kind` messages of `day` already in the outbox say, by recipient address
+    (lower case): the lines a later message that day leaves out."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for recipient, covers in session.execute(
+        select(Notification.recipient, Notification.covers).where(
+            Notification.kind == kind,
+            Notification.idempotency_key.startswith(f"{kind}:{day.isoformat()}:"),
+        )
+    ):
+        out[recipient.lower()].update(covers or ())
+    return out
 
 
 def _calendars(session: Session, messages: Sequence[Message], now: datetime) -> dict[str, str]:

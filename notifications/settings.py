@@ -11,6 +11,8 @@ Read once per delivery run by `MailSettings.from_env()`:
     DUNGHAN_SMTP_TIMEOUT    seconds per SMTP command (default 30)
     DUNGHAN_MAIL_FROM       "Name <address>" of the sender
     DUNGHAN_OUTBOX_DIR      the .eml folder when no SMTP server is set (default var/outbox)
+    DUNGHAN_OUTBOX_LEASE    seconds a sender holds the messages it claimed (default 600):
+                            a sender killed mid-batch delays them this long at most
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ SECURITY_MODES = ("none", "starttls", "ssl")
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
 DEFAULT_FROM = "Hệ thống Đúng hạn <khong-tra-loi@dunghan.invalid>"
 DEFAULT_OUTBOX_DIR = Path("var/outbox")
+DEFAULT_LEASE = timedelta(minutes=10)
 REDACTED = "***"
 
 
@@ -69,7 +72,7 @@ class MailSettings:
     timeout: float = 30.0
     # A claimed message belongs to its sender until the lease ends; a sender stops
     # taking new messages from its batch at half the lease, so leases never overlap.
-    lease: timedelta = timedelta(minutes=10)
+    lease: timedelta = DEFAULT_LEASE
     retry_base: timedelta = timedelta(minutes=1)
     retry_cap: timedelta = timedelta(hours=2)
     # 12 attempts with this backoff span about 10 hours: a daily digest that cannot be
@@ -153,6 +156,18 @@ class MailSettings:
                 problems.append(
                     f"DUNGHAN_SMTP_TIMEOUT không hợp lệ: {raw_timeout!r} (cần số giây > 0)."
                 )
+        lease = DEFAULT_LEASE
+        raw_lease = get("DUNGHAN_OUTBOX_LEASE")
+        if raw_lease is not None:
+            try:
+                lease = timedelta(seconds=float(raw_lease))
+                if not 0 < lease.total_seconds() <= 86_400:
+                    raise ValueError
+            except (ValueError, OverflowError):
+                problems.append(
+                    f"DUNGHAN_OUTBOX_LEASE không hợp lệ: {raw_lease!r} "
+                    "(cần số giây > 0, tối đa 86400)."
+                )
         user = get("DUNGHAN_SMTP_USER")
         password = env.get("DUNGHAN_SMTP_PASSWORD") or None
         if user and not password:
@@ -181,4 +196,5 @@ class MailSettings:
             outbox_dir=Path(get("DUNGHAN_OUTBOX_DIR") or DEFAULT_OUTBOX_DIR),
             ca_file=Path(ca_file) if ca_file else None,
             timeout=timeout,
+            lease=lease,
         )

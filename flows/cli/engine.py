@@ -94,12 +94,31 @@ def print_sweep(ctx: EngineContext, result: SweepResult) -> None:
                 typer.echo(f"    - {ctx.agency_name(code)}: {count}")
 
 
-def run(date_: DateOption = None, force: bool = typer.Option(False, "--force")) -> None:
-    """Quét hạn một ngày: tạo việc, xét bậc đôn đốc, đưa thư vào hàng đợi, in tóm tắt."""
+def run(
+    date_: DateOption = None,
+    force: bool = typer.Option(False, "--force"),
+    deliver: bool = typer.Option(
+        True,
+        "--deliver/--no-deliver",
+        help="Gửi thư trong hàng đợi sau khi quét (mặc định), hoặc chỉ đưa vào hàng đợi.",
+    ),
+) -> None:
+    """Quét hạn một ngày: tạo việc, xét bậc đôn đốc, đưa thư vào hàng đợi và gửi đi (như
+    luồng quét hằng ngày), in tóm tắt."""
+    from flows.cli.notify import deliver as deliver_outbox
+    from flows.cli.notify import mail_settings
+
     today = parse_day(date_) if date_ else date.today()
+    settings = mail_settings() if deliver else None  # a bad mail setting stops us first
     ctx = open_context()
     with user_errors():
-        print_sweep(ctx, sweep(ctx, today, force=force, actor="cli"))
+        result = sweep(ctx, today, force=force, actor="cli")
+        print_sweep(ctx, result)
+        if settings is not None and not result.skipped_reason:
+            report = deliver_outbox(ctx.db, settings)
+            typer.echo(f"  {report.summary()}")
+            if report.error:
+                raise typer.Exit(1)
 
 
 def simulate(
@@ -161,9 +180,10 @@ def simulate(
         typer.echo(f"    - {step.name}: {summary['steps'].get(step.code, 0)}")
     typer.echo(f"  Thư đưa vào hàng đợi: {result.notifications}")
     if deliver:
-        from notifications.delivery import deliver_pending
+        from flows.cli.notify import deliver as deliver_outbox
+        from flows.cli.notify import mail_settings
 
-        report = deliver_pending(ctx.db)
+        report = deliver_outbox(ctx.db, mail_settings())
         typer.echo(f"  {report.summary()}")
 
 

@@ -6,6 +6,7 @@ a person can cause gets a Vietnamese message on stderr, never a traceback or a p
 
 from __future__ import annotations
 
+import signal
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +20,12 @@ from flows.cli.engine import open_context, user_errors
 from models.db import make_engine, migrate, session_scope
 from models.store import utcnow
 from notifications.compose import VIETNAM_TIME
-from notifications.delivery import deliver_pending, write_atomically
+from notifications.delivery import (
+    DeliveryReport,
+    StopRequested,
+    deliver_pending,
+    write_atomically,
+)
 from notifications.outbox import Status, list_messages, requeue_failed, status_counts
 from notifications.queries import agency_calendar
 from notifications.settings import MailSettings, SettingsError
@@ -71,6 +77,28 @@ def _print_counts(engine: Engine) -> dict[str, int]:
     return counts
 
 
+def deliver(engine: Engine, settings: MailSettings, *, batch_size: int = 200) -> DeliveryReport:
+    """Deliver the outbox; stopped by Ctrl-C or SIGTERM, give back the messages not yet
+    tried (they go out at the next run, not after the lease) and say so."""
+
+    def stop(_signal, _frame):
+        raise StopRequested
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        return deliver_pending(engine, settings=settings, batch_size=batch_size)
+    except (KeyboardInterrupt, StopRequested) as stopped:
+        done = getattr(stopped, "delivery_report", None) or DeliveryReport()
+        typer.echo(
+            f"Đã dừng theo yêu cầu: {done.sent} thư đã gửi; {done.released} thư chưa gửi "
+            "được trả lại hàng đợi, sẽ gửi ở lần chạy sau.",
+            err=True,
+        )
+        raise typer.Exit(143 if isinstance(stopped, StopRequested) else 130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @outbox_app.command("send")
 def send(
     batch_size: Annotated[
@@ -82,7 +110,7 @@ def send(
     settings = mail_settings()
     engine = open_database()
     with user_errors():
-        report = deliver_pending(engine, settings=settings, batch_size=batch_size)
+        report = deliver(engine, settings, batch_size=batch_size)
         typer.echo(report.summary())
         counts = _print_counts(engine)
     if counts[Status.FAILED]:

@@ -10,7 +10,7 @@ recomputation only ever moves due dates: it cannot double or lose an occurrence.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -20,7 +20,7 @@ from sqlmodel import Session
 from deadlines.calendar import WorkCalendar
 from deadlines.plan import Obligation as PlanObligation
 from deadlines.plan import Plan
-from flows.engine import EngineContext, NewEscalation, working_days_left
+from flows.engine import EngineContext, working_days_left
 from flows.parameters import ParameterError, check_range, check_section, section_code
 from models.db import session_scope
 from models.store import audit_many, utcnow
@@ -34,8 +34,6 @@ STATUS_VI = {
     ItemStatus.WAIVED: "Được miễn",
     ItemStatus.CANCELLED: "Đã hủy",
 }
-
-_CHUNK = 1000
 
 
 def obligation_section(ob: PlanObligation) -> str:
@@ -71,11 +69,6 @@ def _highest_steps():
         .group_by(Escalation.item_id)
         .subquery()
     )
-
-
-def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
-    for start in range(0, len(ids), _CHUNK):
-        yield list(ids[start : start + _CHUNK])
 
 
 # ---------------------------------------------------------------- one obligation
@@ -183,65 +176,6 @@ def overdue_by_agency(
         for code in totals
     ]
     return sorted(rows, key=lambda r: (-r.total, r.agency_name))
-
-
-# ------------------------------------------------------------------ escalations
-
-
-@dataclass(frozen=True)
-class EscalationFact:
-    item_id: int
-    agency_code: str
-    agency_name: str
-    number: str
-    title: str
-    due: date
-    step_code: str
-    step_name: str
-    notified: bool
-    plan: str = ""  # the code of the item's plan
-
-
-def escalation_facts(
-    ctx: EngineContext, escalations: Sequence[NewEscalation]
-) -> list[EscalationFact]:
-    """What an escalation is about: the item's agency, obligation and due date."""
-    ids = sorted({e.item_id for e in escalations})
-    items: dict[int, tuple[str, date, str, str, str]] = {}
-    with session_scope(ctx.db) as session:
-        for chunk in _chunks(ids):
-            for item_id, code, due, number, title, plan in session.execute(
-                select(
-                    DeadlineItem.id,
-                    DeadlineItem.agency_code,
-                    DeadlineItem.due,
-                    Obligation.number,
-                    Obligation.title,
-                    PlanRow.code,
-                )
-                .join(Obligation, Obligation.id == DeadlineItem.obligation_id)
-                .join(PlanRow, PlanRow.id == Obligation.plan_id)
-                .where(DeadlineItem.id.in_(chunk))
-            ):
-                items[item_id] = (code, due, number, title, plan)
-    facts = []
-    for esc in escalations:
-        code, due, number, title, plan = items[esc.item_id]
-        facts.append(
-            EscalationFact(
-                item_id=esc.item_id,
-                agency_code=code,
-                agency_name=ctx.agency_name(code),
-                number=number,
-                title=title,
-                due=due,
-                step_code=esc.step.code,
-                step_name=esc.step.name,
-                notified=esc.notified,
-                plan=plan,
-            )
-        )
-    return facts
 
 
 # -------------------------------------------------------------------- inspection
@@ -543,10 +477,23 @@ def recompute_in(
     if dry_run:
         return result
     now = utcnow()
+    applied = set()
+    old_due = {c.item_id: c.old_due for c in result.changes}
     for item_id, values in writes:
-        session.execute(
-            update(DeadlineItem).where(DeadlineItem.id == item_id).values(**values, updated_at=now)
-        )
+        # Only from the state the change was computed from: an item completed, or moved
+        # by a concurrent recompute, in the meantime is left as it is.
+        moved = session.execute(
+            update(DeadlineItem)
+            .where(
+                DeadlineItem.id == item_id,
+                DeadlineItem.status == ItemStatus.OPEN,
+                DeadlineItem.due == old_due[item_id],
+            )
+            .values(**values, updated_at=now)
+        ).rowcount
+        if moved:
+            applied.add(item_id)
+    result.changes = [c for c in result.changes if c.item_id in applied]
     audit_many(session, [_audit(actor, change) for change in result.changes])
     return result
 

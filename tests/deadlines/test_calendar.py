@@ -199,13 +199,13 @@ def naive_add(cal: WorkCalendar, start: date, n: int) -> date:
     return day
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=1200, deadline=None)
 @given(days_in_range, amounts)
 def test_add_matches_the_day_by_day_definition(cal, start, n):
     assert cal.add_working_days(start, n) == naive_add(cal, start, n)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=1200, deadline=None)
 @given(days_in_range, st.integers(min_value=1, max_value=60))
 def test_add_and_count_agree(cal, start, n):
     due = cal.add_working_days(start, n)
@@ -215,7 +215,7 @@ def test_add_and_count_agree(cal, start, n):
     assert cal.count_working_days(back, start - timedelta(days=1)) == n
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(st.lists(st.tuples(days_in_range, amounts), min_size=1, max_size=200))
 def test_vectorised_form_is_exact_with_the_scalar_form(cal, pairs):
     days = np.array([p[0] for p in pairs], dtype="datetime64[D]")
@@ -284,7 +284,7 @@ def test_add_working_hours_accepts_a_timedelta_and_refuses_negative(cal):
         cal.add_working_hours(at("2025-04-25 15:00"), -1)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(
     st.datetimes(min_value=datetime(2016, 1, 1), max_value=datetime(2034, 12, 1)),
     st.integers(min_value=1, max_value=8 * 30 * 4),
@@ -409,7 +409,7 @@ def test_missing_override_file(tmp_path):
 # ------------------------------------------------------ working hours, vectorised
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=240, deadline=None)
 @given(
     st.lists(
         st.tuples(

@@ -351,7 +351,7 @@ def test_waiting_explanation_counts_the_decree_s_15_days(cal, rules):
     assert "Đã quá 15 ngày kể từ khi yêu cầu bổ sung (30/07/2025)" in after
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=160, deadline=None)
 @given(
     st.lists(
         st.tuples(

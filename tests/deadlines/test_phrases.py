@@ -269,7 +269,7 @@ def written_like(draw, phrase: str) -> str:
     return draw(space) + text if draw(st.booleans()) else text
 
 
-@settings(max_examples=300)
+@settings(max_examples=1200)
 @given(data=st.data(), phrase=st.sampled_from(SEED_PHRASES))
 def test_case_diacritics_spacing_and_bullets_do_not_change_the_rule(cal, data, phrase):
     variant = data.draw(written_like(phrase))
@@ -424,7 +424,7 @@ def test_a_phrase_without_a_year_needs_the_plan_year(phrase):
     assert phrase in str(err.value)
 
 
-@settings(max_examples=500)
+@settings(max_examples=2000)
 @given(text=st.text(max_size=80), plan_year=st.none() | st.integers(1, 9999))
 def test_any_text_gives_a_rule_or_a_phrase_error(text, plan_year):
     try:
@@ -435,7 +435,7 @@ def test_any_text_gives_a_rule_or_a_phrase_error(text, plan_year):
         assert rule.to_dict()["kind"] == rule.kind
 
 
-@settings(max_examples=200)
+@settings(max_examples=800)
 @given(
     words=st.lists(
         st.sampled_from(

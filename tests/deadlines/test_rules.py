@@ -58,7 +58,7 @@ def test_before_new_year_falls_in_the_previous_year(cal):
     assert rule.due_dates(cal, year=2026) == []
 
 
-@settings(max_examples=300)
+@settings(max_examples=1200)
 @given(day=st.dates(date(2015, 2, 1), date(2035, 11, 30)))
 def test_fixed_due_dates_are_the_nearest_working_day_on_the_right_side(cal, day):
     before = Fixed(day, before=True).due_date(cal)
@@ -93,7 +93,7 @@ def test_period_is_due_on_its_last_working_day(cal):
     assert january.due_date(cal) == d("2025-01-24")  # 27-31/1/2025 are Tết days off
 
 
-@settings(max_examples=200)
+@settings(max_examples=800)
 @given(start=st.dates(date(2015, 1, 1), date(2035, 6, 1)), length=st.integers(6, 180))
 def test_period_due_is_the_last_working_day_inside_it(cal, start, length):
     end = start + timedelta(days=length)
@@ -217,7 +217,7 @@ def test_due_after_answers_only_for_its_own_event(cal):
     assert rule.due_after(cal, day, event_code="kiem-tra") is None
 
 
-@settings(max_examples=300)
+@settings(max_examples=1200)
 @given(event=st.dates(date(2015, 1, 1), date(2035, 10, 1)), n=st.integers(1, 40))
 def test_n_working_days_after_is_the_nth_working_day(cal, event, n):
     due = AfterEvent("sự kiện", n, "working_days").due_after(cal, event)
@@ -360,7 +360,7 @@ any_rule = single_rules | st.builds(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=1200)
 @given(rule=any_rule)
 def test_any_rule_round_trips_exactly(rule):
     data = rule.to_dict()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
@@ -16,14 +15,14 @@ from prefect.client.schemas.filters import (
     LogFilter,
     LogFilterFlowRunId,
 )
-from prefect.events import emit_event
 from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter
 from prefect.logging.handlers import APILogHandler
 from sqlalchemy import func, select
 
 from models.db import make_engine, session_scope
 
-SENTINEL = "dunghan.test.sentinel"
+# Five times the test server's event persister interval (tests/flows/conftest.py).
+SETTLE_SECONDS = 1.0
 
 
 def artifacts_of(state) -> dict[str, object]:
@@ -70,30 +69,44 @@ def log_messages(state) -> list[str]:
             time.sleep(0.2)
 
 
-def events_since(name: str, since: datetime) -> list:
-    """The events named `name` emitted since `since`, once everything emitted before
-    this call has reached the server (a sentinel event marks the point)."""
-    marker = str(uuid.uuid4())
-    emit_event(SENTINEL, resource={"prefect.resource.id": f"dunghan.test.{marker}"})
-    deadline = time.monotonic() + 20
+def read_events(name: str, since: datetime) -> dict:
+    """The events named `name` the server has stored since `since`, by event id."""
+    found = {}
     with get_client(sync_client=True) as client:
+        page = client.read_events(
+            filter=EventFilter(
+                occurred=EventOccurredFilter(since=since, until=datetime.now(UTC) + timedelta(1)),
+                event=EventNameFilter(name=[name]),
+            ),
+            limit=50,
+        )
         while True:
-            page = client.read_events(
-                filter=EventFilter(
-                    occurred=EventOccurredFilter(since=since),
-                    event=EventNameFilter(name=[name, SENTINEL]),
-                ),
-                limit=50,
+            found |= {event.id: event for event in page.events}
+            if not page.next_page:
+                return found
+            page = client.read_events_page(page.next_page)
+
+
+def events_since(name: str, since: datetime, expected: int, deadline: float = 120) -> list:
+    """The events named `name` emitted since `since`, once the server has stored the
+    `expected` number of them (a flow run's result says how many it announced).
+
+    Prefect's server stores events asynchronously and in batches, in no promised order,
+    so the wait is for the count, with a generous deadline for a loaded machine; then
+    a moment more, so that an event too many (announced twice) shows as well.
+    """
+    end = time.monotonic() + deadline
+    while True:
+        found = read_events(name, since)
+        if len(found) >= expected:
+            break
+        if time.monotonic() > end:
+            raise AssertionError(
+                f"{len(found)} of {expected} '{name}' events reached the server in {deadline} s"
             )
-            events = list(page.events)
-            while page.next_page:
-                page = client.read_events_page(page.next_page)
-                events += page.events
-            if any(e.resource.id == f"dunghan.test.{marker}" for e in events):
-                return [e for e in events if e.event == name]
-            if time.monotonic() > deadline:
-                raise AssertionError(f"events did not reach the server: {name}")
-            time.sleep(0.2)
+        time.sleep(0.2)
+    time.sleep(SETTLE_SECONDS)
+    return sorted(read_events(name, since).values(), key=lambda e: (e.occurred, str(e.id)))
 
 
 def count(url: str, model, *where) -> int:

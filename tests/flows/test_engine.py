@@ -24,6 +24,7 @@ from models.tables import (
 )
 
 D = date.fromisoformat
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -58,6 +59,29 @@ def steps_of(ctx, item_id: int) -> list[tuple[str, bool, date]]:
                 select(Escalation).where(Escalation.item_id == item_id).order_by(Escalation.rank)
             )
         ]
+
+
+def natural_keys(ctx) -> tuple[list, list]:
+    """What a database holds, without its ids: (obligation, agency, due, status, step,
+    notified) of every item and step, and (kind, recipient, subject) of every message."""
+    with session_scope(ctx.db) as session:
+        steps = session.execute(
+            select(
+                Obligation.number,
+                DeadlineItem.agency_code,
+                DeadlineItem.period_key,
+                DeadlineItem.due,
+                DeadlineItem.status,
+                Escalation.step,
+                Escalation.notified,
+            )
+            .join(DeadlineItem, DeadlineItem.obligation_id == Obligation.id)
+            .join(Escalation, Escalation.item_id == DeadlineItem.id, isouter=True)
+        ).all()
+        messages = session.execute(
+            select(Notification.kind, Notification.recipient, Notification.subject)
+        ).all()
+    return sorted(steps, key=repr), sorted(messages)
 
 
 def snapshot(ctx) -> tuple[int, ...]:
@@ -264,7 +288,165 @@ def test_completion_on_time_late_and_twice(ctx):
     assert count(ctx, AuditLog, AuditLog.action == "complete_item") == 2
 
 
-def test_two_sweeps_at_once_record_and_queue_everything_exactly_once(ctx, database_url):
+def test_admins_closing_the_same_item_at_once_get_one_success_and_clear_refusals(ctx, database_url):
+    """Four admins complete (or waive) each of eight items at the same instant, each
+    from a connection of their own: one of them closes the item, the others are told
+    who was first, and one confirmation is queued per item."""
+    from dataclasses import replace
+
+    from flows.engine import waive_item
+    from models.db import make_engine
+
+    sweep(ctx, D("2025-02-24"))
+    with session_scope(ctx.db) as session:
+        items = session.scalars(
+            select(DeadlineItem.id)
+            .join(Obligation)
+            .where(Obligation.number == "I.4")
+            .order_by(DeadlineItem.id)
+            .limit(8)
+        ).all()
+    assert len(items) == 8
+    admins = [replace(ctx, db=make_engine(database_url)) for _ in range(4)]
+    outcomes: dict[int, list] = {item: [] for item in items}
+
+    def admin(index: int, item_id: int, start: threading.Barrier) -> None:
+        start.wait()
+        try:
+            if index == 3:
+                done = waive_item(admins[index], item_id, D("2025-03-03"), f"QĐ {index}/QĐ")
+            else:
+                done = complete_item(admins[index], item_id, D("2025-03-03"), f"{index}/BC")
+            outcomes[item_id].append(("ok", done.changed))
+        except EngineError as refused:
+            outcomes[item_id].append(("refused", str(refused)))
+
+    for item_id in items:
+        start = threading.Barrier(len(admins))
+        threads = [
+            threading.Thread(target=admin, args=(i, item_id, start)) for i in range(len(admins))
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    for admin_ctx in admins:
+        admin_ctx.db.dispose()
+
+    tried = sum(len(o) for o in outcomes.values())
+    refused = [text for o in outcomes.values() for kind, text in o if kind == "refused"]
+    assert tried == 32 and len(refused) == 24
+    for outcome in outcomes.values():
+        assert sorted(kind for kind, _ in outcome) == ["ok", "refused", "refused", "refused"]
+        assert ("ok", True) in outcome
+    assert all("đã đóng" in text and "không ghi đè" in text for text in refused)
+    assert any("hoàn thành" in text for text in refused)
+    with session_scope(ctx.db) as session:
+        rows = session.execute(
+            select(DeadlineItem.id, DeadlineItem.status, DeadlineItem.evidence).where(
+                DeadlineItem.id.in_(items)
+            )
+        ).all()
+        closing = session.execute(
+            select(AuditLog.entity_id, func.count())
+            .where(AuditLog.action.in_(["complete_item", "waive_item"]))
+            .group_by(AuditLog.entity_id)
+        ).all()
+        confirmations = session.scalars(
+            select(Notification.subject).where(Notification.kind == "confirmation")
+        ).all()
+    assert all(status != ItemStatus.OPEN for _, status, _ in rows)
+    assert sorted(int(i) for i, n in closing if n == 1) == sorted(items)
+    completed = sum(1 for _, status, _ in rows if status != ItemStatus.WAIVED)
+    assert len(confirmations) == completed > 0  # one per completed item
+    print(f"concurrent closings tried {tried}, refused {len(refused)}")
+
+
+CODE_II_1B = "nhan-duoc-quyet-dinh-cong-bo-tthc-cua-bo-truong-cac-bo-nganh-trung-uong"
+
+
+def digest_lines(ctx) -> dict[str, list[tuple]]:
+    """Every digest line in the outbox, by recipient: (obligation, agency, due, steps)."""
+    with session_scope(ctx.db) as session:
+        natural = {
+            item_id: (number, code, due)
+            for item_id, number, code, due in session.execute(
+                select(
+                    DeadlineItem.id, Obligation.number, DeadlineItem.agency_code, DeadlineItem.due
+                ).join(Obligation)
+            )
+        }
+        out: dict[str, list[tuple]] = {}
+        for recipient, covers in session.execute(
+            select(Notification.recipient, Notification.covers).where(Notification.kind == "digest")
+        ):
+            for line in covers:
+                item_id, steps = line.split("@")
+                out.setdefault(recipient, []).append((*natural[int(item_id)], int(steps)))
+    return {recipient: sorted(lines) for recipient, lines in out.items()}
+
+
+def test_a_later_sweep_the_same_day_sends_what_is_new_and_nothing_already_sent(ctx):
+    day = D("2025-03-10")
+    sweep(ctx, day)
+    first = digest_lines(ctx)
+    assert first
+    # Later that day a decision reaches the Department of Justice: an item due on 13/3.
+    (new_item,) = record_event(ctx, CODE_II_1B, "SO-TP", day, "QĐ 12/QĐ-BTP").created_items
+    assert sweep(ctx, day).notifications == 1
+    with session_scope(ctx.db) as session:
+        (supplement,) = session.execute(
+            select(Notification.recipient, Notification.subject, Notification.covers)
+            .where(Notification.kind == "digest")
+            .order_by(Notification.id.desc())
+            .limit(1)
+        ).all()
+    recipient, subject, covers = supplement
+    assert covers == [f"{new_item}@1"]  # reminded at once: due in three working days
+    assert "(bổ sung)" in subject and "1 việc sắp đến hạn" in subject
+    second = digest_lines(ctx)
+    new_line = ("II.1b", "SO-TP", D("2025-03-13"), 1)
+    assert second[recipient] == sorted([*first.get(recipient, []), new_line])
+    assert {r: lines for r, lines in second.items() if r != recipient} == {
+        r: lines for r, lines in first.items() if r != recipient
+    }
+    before = snapshot(ctx)
+    assert sweep(ctx, day).notifications == 0  # nothing new: nothing sent
+    assert snapshot(ctx)[:3] == before[:3]
+
+
+def test_partitions_sharing_an_address_send_it_every_line_once(database_url, tmp_path):
+    """The departments share one mailbox (a province's choice): each partition's sweep
+    sends it the lines of its own departments, and together they say what one whole
+    sweep says, nothing dropped (as a key of (recipient, day) used to) and nothing twice."""
+    import re
+
+    from flows.engine import agency_partitions
+
+    shipped = (ROOT / "plans" / "agencies.yaml").read_text(encoding="utf-8")
+    shared = tmp_path / "agencies.yaml"
+    shared.write_text(
+        re.sub(r"email: so-[a-z-]+@example\.gov\.vn", "email: cac-so@example.gov.vn", shipped),
+        encoding="utf-8",
+    )
+    whole = EngineContext.open(f"sqlite:///{tmp_path}/whole.db", registry_path=shared)
+    split = EngineContext.open(database_url, registry_path=shared)
+    parts = agency_partitions(split, 4)
+    departments = [p for p in parts if any(code.startswith("SO-") for code in p)]
+    assert len(departments) > 1  # the shared mailbox is served by several partitions
+    for day in (D("2025-03-10"), D("2025-03-24")):
+        sweep(whole, day)
+        for part in parts:
+            sweep(split, day, agencies=part)
+    by_partition, alone = digest_lines(split), digest_lines(whole)
+    assert by_partition == alone
+    lines = by_partition["cac-so@example.gov.vn"]
+    assert len(lines) == len(set(lines)) and {code for _, code, _, _ in lines} > {"SO-TP"}
+    whole.db.dispose()
+    split.db.dispose()
+
+
+def test_two_sweeps_at_once_record_and_queue_everything_exactly_once(ctx, database_url, tmp_path):
     sweep(ctx, D("2025-02-24"))
     other = EngineContext.open(database_url)
     errors: list[BaseException] = []
@@ -291,9 +473,14 @@ def test_two_sweeps_at_once_record_and_queue_everything_exactly_once(ctx, databa
         keys = session.scalars(select(Notification.idempotency_key)).all()
     assert duplicated_steps == []
     assert len(keys) == len(set(keys)) > 0
-    # The result equals one sweep alone.
-    reference = EngineContext.open(f"{database_url}")
-    assert count(reference, Escalation) == count(ctx, Escalation)
+    # The result equals the same sweeps run alone, one after the other, on a database of
+    # their own.
+    alone = EngineContext.open(f"sqlite:///{tmp_path}/alone.db")
+    sweep(alone, D("2025-02-24"))
+    sweep(alone, D("2025-03-18"))
+    assert natural_keys(ctx) == natural_keys(alone)
+    assert count(alone, Escalation) > 0
+    alone.db.dispose()
 
 
 def items_for(ctx, number: str, period_key: str) -> list[DeadlineItem]:
@@ -486,22 +673,6 @@ def test_partitioned_sweeps_equal_one_whole_sweep(database_url, tmp_path):
         for part in parts:
             sweep(split, day, agencies=part, partition=f"p{parts.index(part)}")
 
-    def keys(ctx):
-        with session_scope(ctx.db) as session:
-            return sorted(
-                session.execute(
-                    select(
-                        Obligation.number,
-                        DeadlineItem.agency_code,
-                        DeadlineItem.due,
-                        Escalation.step,
-                        Escalation.notified,
-                    )
-                    .join(DeadlineItem, DeadlineItem.obligation_id == Obligation.id)
-                    .join(Escalation, Escalation.item_id == DeadlineItem.id, isouter=True)
-                ).all()
-            )
-
-    assert keys(split) == keys(whole)
+    assert natural_keys(split)[0] == natural_keys(whole)[0]
     whole.db.dispose()
     split.db.dispose()

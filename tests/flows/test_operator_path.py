@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from flows.announce import ESCALATION_REACHED
 from flows.local_server import check_port_free, healthy
-from flows.steps import ESCALATION_REACHED
 from tests.flows.prefect_support import events_since
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -298,15 +298,15 @@ def test_the_documented_automation_runs_an_inspection_on_overdue_10(
     assert yaml.safe_load(shipped)["actions"][0]["deployment_id"] == PLACEHOLDER
     automation_file = tmp_path / "automation-escalation.yaml"
     automation_file.write_text(shipped.replace(PLACEHOLDER, deployment_id), encoding="utf-8")
-    events_since(ESCALATION_REACHED, since)  # earlier tests' events have all arrived
     prefect_cli("automation", "create", "--from-file", str(automation_file), home=tmp_path)
     name = yaml.safe_load(shipped)["name"]
 
     try:
         # A fresh database swept on 14/3/2025: every step of the ladder is reached at
         # once, overdue_10 by the items due on 28/2/2025.
-        assert daily_sweep(date="2025-03-14")["new_escalations"] > 0
-        escalations = events_since(ESCALATION_REACHED, since)
+        reached = daily_sweep(date="2025-03-14")["new_escalations"]
+        assert reached > 0
+        escalations = events_since(ESCALATION_REACHED, since, reached)
         overdue_10 = sorted(
             e.resource["dunghan.agency"]
             for e in escalations

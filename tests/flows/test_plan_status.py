@@ -40,8 +40,7 @@ def simulated_may(dunghan_env, tmp_path) -> str:
         simulate(ctx, D("2025-05-02"), MAY_END)
     finally:
         ctx.db.dispose()
-    # The Prefect server is the session's: the history a run on the other backend
-    # published is not this database's.
+    # The session's Prefect server is shared: another database's history is not ours.
     with get_client(sync_client=True) as client:
         for run in history_runs():
             client.delete_flow_run(run.id)
@@ -148,7 +147,6 @@ def test_after_a_simulated_month_the_ui_shows_the_plan(simulated_may):
         "date": "2025-03-21",
         "plan": "nghe-an-2025-kstthc — Kế hoạch năm 2025 (Quyết định 384/QĐ-UBND)",
     }
-    assert "plan:nghe-an-2025-kstthc" in march.tags
 
     again = plan_status_flow(return_state=True).result()
     assert again["due_dates"] == 0 and len(history_runs()) == len(runs)

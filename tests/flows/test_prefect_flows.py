@@ -5,6 +5,7 @@ parameter fails the run with a Vietnamese message instead of a traceback."""
 from __future__ import annotations
 
 import os
+import uuid
 from datetime import date
 from pathlib import Path
 
@@ -123,7 +124,7 @@ def test_an_obligation_run_escalates_its_items_once_and_publishes_them(dunghan_e
     # The next occurrence (April) is listed too, not yet in the ladder's reach.
     assert {row["Hạn"] for row in table} == {"21/03/2025", "22/04/2025"}
 
-    events = events_since("dunghan.escalation.reached", since)
+    events = events_since("dunghan.escalation.reached", since, counts["new_escalations"])
     assert len(events) == len(steps)
     event = next(e for e in events if e.resource["dunghan.step"] == "overdue_1")
     item_id = int(event.resource.id.removeprefix("dunghan.item."))
@@ -149,7 +150,7 @@ def test_an_obligation_run_escalates_its_items_once_and_publishes_them(dunghan_e
     repeated = again.result(raise_on_failure=False).counts
     assert repeated["created"] == repeated["new_escalations"] == 0
     assert snapshot(url) == before
-    assert len(events_since("dunghan.escalation.reached", since)) == len(steps)
+    assert len(events_since("dunghan.escalation.reached", since, len(steps))) == len(steps)
 
 
 def test_an_obligation_run_on_a_day_off_records_why_and_does_nothing_unless_forced(dunghan_env):
@@ -225,7 +226,7 @@ def test_the_daily_sweep_escalates_every_obligation_once_and_reports(dunghan_env
     step_columns = set(table[0]) - {"Cơ quan", "Mã cơ quan", "Việc quá hạn", "Hạn sớm nhất"}
     assert sum(row[c] for row in table for c in step_columns) == sum(overdue.values())
 
-    events = events_since("dunghan.escalation.reached", since)
+    events = events_since("dunghan.escalation.reached", since, counts["new_escalations"])
     assert len(events) == counts["new_escalations"]
     assert {e.resource["dunghan.step"] for e in events} == {
         step for (step,) in rows(url, select(Escalation.step).distinct())
@@ -240,7 +241,8 @@ def test_the_daily_sweep_escalates_every_obligation_once_and_reports(dunghan_env
     again = daily_sweep(date="2025-04-02", return_state=True).result()
     assert again["created"] == again["new_escalations"] == again["notifications"] == 0
     assert snapshot(url) == before
-    assert len(events_since("dunghan.escalation.reached", since)) == counts["new_escalations"]
+    expected = counts["new_escalations"]
+    assert len(events_since("dunghan.escalation.reached", since, expected)) == expected
 
 
 def test_the_daily_sweep_skips_days_off_but_not_worked_saturdays(dunghan_env):
@@ -287,7 +289,7 @@ def test_recording_an_event_creates_its_items_and_announces_it_once(dunghan_env,
     (item,) = rows(url, select(DeadlineItem.id, DeadlineItem.agency_code, DeadlineItem.due))
     assert item == (result["created_items"][0], "SO-TP", D("2025-03-13"))
 
-    (event,) = events_since("dunghan.event.recorded", since)
+    (event,) = events_since("dunghan.event.recorded", since, 1)
     assert event.resource.id == f"dunghan.event.{result['event_id']}"
     assert event.resource["dunghan.event-code"] == CODE_II_1B
     assert event.resource["dunghan.agency"] == "SO-TP"
@@ -305,7 +307,7 @@ def test_recording_an_event_creates_its_items_and_announces_it_once(dunghan_env,
     )
     assert again["already_recorded"] and again["created_items"] == []
     assert snapshot(url) == before
-    assert len(events_since("dunghan.event.recorded", since)) == 1
+    assert len(events_since("dunghan.event.recorded", since, 1)) == 1
 
 
 def test_completing_an_item_keeps_lateness_and_refuses_to_overwrite(dunghan_env):
@@ -538,3 +540,67 @@ def test_the_outbox_flow_delivers_what_is_due_once(dunghan_env):
     assert state.result() == {"sent": queued, "retry": 0, "failed": 0, "error": None}
     assert len(list(Path(os.environ["DUNGHAN_OUTBOX_DIR"]).glob("*.eml"))) == queued
     assert deliver_outbox()["sent"] == 0  # nothing is sent twice
+
+
+# ------------------------------------------------------------ announcing after a crash
+
+
+def test_escalations_a_dead_run_recorded_are_announced_by_the_next_run_once(dunghan_env, since):
+    from prefect.events import emit_event
+
+    from flows.announce import LEASE, flush_events
+    from models.store import utcnow
+    from models.tables import Announcement
+
+    url = dunghan_env
+    # A run swept 24/3/2025 and died before announcing anything; another one emitted a
+    # third of the events and died before the server confirmed them.
+    ctx = EngineContext.open(url)
+    reached = len(sweep(ctx, D("2025-03-24"), numbers=["X.2"], announce=True).escalations)
+    assert reached > 3
+    with ctx.db.begin() as connection:
+        pending = connection.execute(
+            select(
+                Announcement.id,
+                Announcement.event_id,
+                Announcement.name,
+                Announcement.resource,
+                Announcement.related,
+                Announcement.payload,
+                Announcement.occurred,
+            ).order_by(Announcement.id)
+        ).all()
+        tried = pending[: len(pending) // 3]
+        connection.execute(
+            Announcement.__table__.update()
+            .where(Announcement.id.in_([row.id for row in tried]))
+            .values(attempted_at=utcnow() - LEASE * 2)
+        )
+    ctx.db.dispose()
+    assert len(pending) == reached
+    for row in tried:
+        emit_event(
+            row.name,
+            resource=row.resource,
+            related=row.related,
+            payload=row.payload,
+            occurred=row.occurred,
+            id=uuid.UUID(row.event_id),
+        )
+    assert flush_events(60)
+
+    state = obligation_flow("X.2", date="2025-03-24", return_state=True)
+    assert state.is_completed(), state.message
+    assert state.result()["new_escalations"] == 0  # the dead run recorded them all
+    events = events_since("dunghan.escalation.reached", since, reached)
+    assert len(events) == reached
+    keys = {(e.resource.id, e.resource["dunghan.step"]) for e in events}
+    assert len(keys) == reached  # each step of each item once
+    assert {str(e.id) for e in events} == {row.event_id for row in pending}
+    assert count(url, Announcement, Announcement.announced_at.is_(None)) == 0
+    logs = log_messages(state)
+    assert any(f"({len(tried)} đã được một lần chạy trước gửi tới máy chủ)" in m for m in logs)
+
+    again = obligation_flow("X.2", date="2025-03-24", return_state=True)
+    assert again.is_completed()
+    assert len(events_since("dunghan.escalation.reached", since, reached)) == reached

@@ -44,9 +44,20 @@ def test_a_digest_groups_one_recipients_items_by_urgency():
     assert "(còn 2 ngày làm việc)" in text and "(đến hạn hôm nay)" in text
     assert "Chủ trì: Các Sở, ban, ngành cấp tỉnh; phối hợp: Văn phòng UBND tỉnh" in text
     assert message.item_ids == (1, 2, 3, 4)
-    # One digest per recipient and day, whatever it lists.
-    again = compose.digest("SO-TP@example.gov.vn", "x", "Sở Tư pháp", TODAY, items[:1])
-    assert again.idempotency_key == message.idempotency_key
+    # A digest's key is what it says: the same lines to the same address that day (in
+    # any order, the address in any case) are the same message; other lines are another.
+    assert message.covers == ("1@0", "2@0", "3@0", "4@0")
+    same = compose.digest("SO-TP@example.gov.vn", "x", "Sở Tư pháp", TODAY, items[::-1])
+    assert same.idempotency_key == message.idempotency_key
+    fewer = compose.digest("so-tp@example.gov.vn", "x", "Sở Tư pháp", TODAY, items[:1])
+    assert fewer.idempotency_key != message.idempotency_key
+    later_step = line(1, -3, step="Quá hạn 1 ngày làm việc", history=("a", "b"))
+    moved_on = compose.digest("so-tp@example.gov.vn", "x", "Sở Tư pháp", TODAY, [later_step])
+    assert moved_on.covers == ("1@2",) and moved_on.idempotency_key != fewer.idempotency_key
+    supplement = compose.digest(
+        "so-tp@example.gov.vn", "x", "Sở Tư pháp", TODAY, items[1:2], supplement=True
+    )
+    assert supplement.subject.startswith("[Đúng hạn] Sở Tư pháp (bổ sung): 1 việc đến hạn hôm nay")
 
 
 def test_html_parts_escape_what_the_data_says():

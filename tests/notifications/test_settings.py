@@ -96,3 +96,14 @@ def test_the_backoff_doubles_up_to_its_cap():
     # The whole ladder of attempts spans about half a day, not forever.
     total = sum((settings.retry_delay(n) for n in range(1, settings.max_attempts)), timedelta())
     assert timedelta(hours=6) < total < timedelta(hours=24)
+
+
+@pytest.mark.parametrize("raw", ["0", "-5", "dài", "90000", "nan"])
+def test_a_bad_outbox_lease_is_named(raw):
+    with pytest.raises(SettingsError, match=f"DUNGHAN_OUTBOX_LEASE không hợp lệ: '{raw}'"):
+        MailSettings.from_env({"DUNGHAN_OUTBOX_LEASE": raw})
+
+
+def test_the_outbox_lease_is_a_setting_in_seconds_ten_minutes_by_default():
+    assert MailSettings.from_env({}).lease == timedelta(minutes=10)
+    assert MailSettings.from_env({"DUNGHAN_OUTBOX_LEASE": "90"}).lease == timedelta(seconds=90)
