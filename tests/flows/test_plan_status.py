@@ -147,6 +147,7 @@ def test_after_a_simulated_month_the_ui_shows_the_plan(simulated_may):
         "date": "2025-03-21",
         "plan": "nghe-an-2025-kstthc — Kế hoạch năm 2025 (Quyết định 384/QĐ-UBND)",
     }
+    assert "plan:nghe-an-2025-kstthc" in march.tags  # published once per plan
 
     again = plan_status_flow(return_state=True).result()
     assert again["due_dates"] == 0 and len(history_runs()) == len(runs)
