@@ -12,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.pool import NullPool
 from sqlmodel import Session, create_engine
 
 DATABASE_ENV = "DUNGHAN_DATABASE_URL"
@@ -73,7 +74,11 @@ def migrate(engine: Engine) -> None:
     """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with _migration_lock(engine), engine.begin() as connection:
+    with (
+        _migration_lock(engine),
+        _transactional_ddl(engine) as migrating,
+        migrating.begin() as connection,
+    ):
         if connection.dialect.name == "postgresql":
             # Held until this transaction ends, per schema (the search path's first).
             connection.exec_driver_sql(
@@ -81,6 +86,38 @@ def migrate(engine: Engine) -> None:
             )
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+@contextmanager
+def _transactional_ddl(engine: Engine) -> Iterator[Engine]:
+    """The engine to migrate with. PostgreSQL's DDL is transactional already. Python's
+    sqlite3 driver runs CREATE/ALTER outside any transaction, so a process killed halfway
+    through a migration would leave tables without the revision that made them (the next
+    start then fails with "table … already exists"): on SQLite the migration runs on its
+    own engine whose every transaction is an explicit BEGIN IMMEDIATE … COMMIT, so all of
+    it lands or none of it does."""
+    if engine.url.get_backend_name() != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        yield engine  # (an in-memory database lives in its one connection: nothing to kill)
+        return
+    migrating = create_engine(
+        engine.url,
+        poolclass=NullPool,
+        connect_args={"timeout": float(os.environ.get(SQLITE_TIMEOUT_ENV) or 30)},
+    )
+
+    @event.listens_for(migrating, "connect")
+    def _connect(dbapi_connection, record) -> None:
+        _sqlite_pragmas(dbapi_connection, record)
+        dbapi_connection.isolation_level = None  # the driver opens no transaction itself
+
+    @event.listens_for(migrating, "begin")
+    def _begin(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    try:
+        yield migrating
+    finally:
+        migrating.dispose()
 
 
 @contextmanager

@@ -4,20 +4,31 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
 import models.tables  # noqa: F401  (registers the tables)
 from models.db import MIGRATIONS, make_engine, migrate
 
 
-def upgrade(engine, revision: str) -> None:
+def migration_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def upgrade(engine, revision: str) -> None:
+    config = migration_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
@@ -83,3 +94,49 @@ def test_the_migrated_schema_is_the_models_schema(database_url):
         differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
     engine.dispose()
     assert differences == []
+
+
+KILLED_MIGRATION = """
+import os, signal, sys
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from models.db import make_engine, migrate
+
+created = 0
+
+@event.listens_for(Engine, "after_cursor_execute")
+def _die_after_some_tables(conn, cursor, statement, parameters, context, executemany):
+    global created
+    if statement.lstrip().upper().startswith("CREATE"):
+        created += 1
+        if created == int(sys.argv[2]):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+migrate(make_engine(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("statements", [1, 4, 15])
+def test_a_migration_killed_halfway_leaves_nothing_and_the_next_start_migrates(
+    database_url, statements
+):
+    """A process SIGKILLed in the middle of the first migration (several sweeps starting
+    at once on a fresh database, one of them killed) leaves no table behind, so the next
+    start does not fail with "table … already exists" but builds the whole schema."""
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_MIGRATION, database_url, str(statements)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        assert inspect(connection).get_table_names() == []
+    migrate(engine)
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+        revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    engine.dispose()
+    assert differences == []
+    assert revision == ScriptDirectory.from_config(migration_config()).get_current_head()
