@@ -35,12 +35,16 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from models.store import insert_ignoring_duplicates, utcnow
-from models.tables import Announcement, DeadlineItem, Obligation
+from models.tables import Announcement, DeadlineItem, Escalation, Obligation
 from models.tables import Plan as PlanRow
 
 # The Prefect events dunghan emits; deployment triggers and automations match on them.
 EVENT_RECORDED = "dunghan.event.recorded"
 ESCALATION_REACHED = "dunghan.escalation.reached"
+# Steps reached while no Prefect flow was announcing (the simulated year, command-line
+# sweeps), published when the plan's status is: seen in the Event Feed, not acted upon.
+ESCALATION_HISTORY = "dunghan.escalation.history"
+HISTORY_PREFIX = "history:"
 
 # How long a run waits for the server to store what it emitted before leaving the rest
 # to the next run (Prefect's event persister writes every 5 s by default).
@@ -71,9 +75,58 @@ def _row(key: str, name: str, resource: dict, related: list, payload: dict, now)
 def record_escalations(ctx, session: Session, today: date, escalations: Sequence) -> int:
     """Store one announcement per newly reached ladder step (`NewEscalation`s), in the
     sweep's transaction; returns how many were new."""
-    if not escalations:
+    return _record_steps(
+        ctx,
+        session,
+        [(e.item_id, e.step.code, e.step.name, e.notified, today) for e in escalations],
+        name=ESCALATION_REACHED,
+        key_prefix="",
+    )
+
+
+def record_past_escalations(ctx, session: Session) -> int:
+    """Store a `dunghan.escalation.history` announcement for every ladder step reached
+    that was never announced (the simulated year of `make run`, sweeps run from the
+    command line): the Event Feed then shows the plan's escalations too. A distinct
+    event name, so automations made for `dunghan.escalation.reached` (an inspection at
+    overdue_10) do not act again on what happened long ago; the payload's `reached_on`
+    says when it happened. Returns how many were new."""
+    announced = set(
+        session.execute(
+            select(Announcement.key).where(
+                or_(
+                    Announcement.key.startswith("escalation:"),
+                    Announcement.key.startswith(HISTORY_PREFIX + "escalation:"),
+                )
+            )
+        ).scalars()
+    )
+    names = {s.code: s.name for s in ctx.ladder.steps}  # (a step since removed: its code)
+    steps = []
+    for item_id, step, notified, reached_on in session.execute(
+        select(
+            Escalation.item_id, Escalation.step, Escalation.notified, Escalation.reached_on
+        ).order_by(Escalation.reached_on, Escalation.id)
+    ):
+        key = f"escalation:{item_id}:{step}"
+        if key not in announced and HISTORY_PREFIX + key not in announced:
+            steps.append((item_id, step, names.get(step, step), notified, reached_on))
+    return _record_steps(ctx, session, steps, name=ESCALATION_HISTORY, key_prefix=HISTORY_PREFIX)
+
+
+def _record_steps(
+    ctx,
+    session: Session,
+    steps: Sequence[tuple[int, str, str, bool, date]],
+    *,
+    name: str,
+    key_prefix: str,
+) -> int:
+    """Store the announcements of ladder steps reached: (item id, step code, step name,
+    notified, reached on)."""
+    if not steps:
         return 0
-    ids = sorted({e.item_id for e in escalations})
+    ids = sorted({item_id for item_id, *_ in steps})
     facts: dict[int, tuple[str, date, str, str, str]] = {}
     for start in range(0, len(ids), 500):
         for item_id, code, due, number, title, plan in session.execute(
@@ -92,18 +145,18 @@ def record_escalations(ctx, session: Session, today: date, escalations: Sequence
             facts[item_id] = (code, due, number, title, plan)
     now = utcnow()
     rows = []
-    for esc in escalations:
-        code, due, number, title, plan = facts[esc.item_id]
+    for item_id, step_code, step_name, notified, reached_on in steps:
+        code, due, number, title, plan = facts[item_id]
         agency_name = ctx.agency_name(code)
         rows.append(
             _row(
-                f"escalation:{esc.item_id}:{esc.step.code}",
-                ESCALATION_REACHED,
+                f"{key_prefix}escalation:{item_id}:{step_code}",
+                name,
                 {
-                    "prefect.resource.id": f"dunghan.item.{esc.item_id}",
+                    "prefect.resource.id": f"dunghan.item.{item_id}",
                     "prefect.resource.name": f"{number} — {agency_name}",
                     "dunghan.agency": code,
-                    "dunghan.step": esc.step.code,
+                    "dunghan.step": step_code,
                 },
                 [
                     {
@@ -123,11 +176,11 @@ def record_escalations(ctx, session: Session, today: date, escalations: Sequence
                     },
                 ],
                 {
-                    "step": esc.step.code,
-                    "step_name": esc.step.name,
+                    "step": step_code,
+                    "step_name": step_name,
                     "due": due.isoformat(),
-                    "reached_on": today.isoformat(),
-                    "notified": esc.notified,
+                    "reached_on": reached_on.isoformat(),
+                    "notified": notified,
                 },
                 now,
             )

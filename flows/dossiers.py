@@ -288,13 +288,16 @@ KPI_KEYS = (
 )
 
 
-def month_bounds(month: str) -> tuple[datetime, datetime]:
-    """'2025-05' -> (1/5/2025 00:00, 1/6/2025 00:00)."""
+def month_bounds(month: str, until: date | None = None) -> tuple[datetime, datetime]:
+    """'2025-05' -> (1/5/2025 00:00, 1/6/2025 00:00). With `until` inside the month, the
+    month so far: (1/5/2025 00:00, the end of `until`)."""
     try:
         first = datetime.strptime(month, "%Y-%m")
     except ValueError:
         raise ValueError(f"Tháng không hợp lệ: '{month}' (cần dạng YYYY-MM).") from None
     nxt = datetime(first.year + first.month // 12, first.month % 12 + 1, 1)
+    if until is not None:
+        nxt = max(first, min(nxt, datetime.combine(until + timedelta(days=1), time())))
     return first, nxt
 
 
@@ -313,8 +316,11 @@ def kpis(
     month: str,
     agency: str | None = None,
     rules: OneStopRules | None = None,
+    until: date | None = None,
 ) -> list[dict]:
-    """The month's indicators per agency, over the dossiers processed in the month.
+    """The month's indicators per agency, over the dossiers processed in the month (with
+    `until` inside the month, in the month so far: a dossier still open at the end of
+    `until` is late only if its due date has passed by then, not by the month's end).
 
     Processed in the month: ended in it, or received by its end and still open then (so
     a dossier can count in two months). Two clocks:
@@ -332,7 +338,7 @@ def kpis(
     `online_payment_rate` counts the dossiers that had a fee to pay (None when none had).
     """
     rules = rules or shipped_rules()
-    start, end = month_bounds(month)
+    start, end = month_bounds(month, until)
     late = late_legal_in_month(FACTS, end, SqlOps)
     late_portal = late_766_in_month(FACTS, end, SqlOps, rules.indicator)
     received = and_(Dossier.received_at >= start, Dossier.received_at < end)
@@ -410,11 +416,13 @@ def _rate(part, whole) -> float | None:
     return None if whole == 0 else round(int(part or 0) / whole, 4)
 
 
-def late_officials(session: Session, month: str) -> list[tuple[str, str, int, int]]:
+def late_officials(
+    session: Session, month: str, until: date | None = None
+) -> list[tuple[str, str, int, int]]:
     """(agency, handler, late dossiers, of which without a timely apology) for the month's
     public list of agencies and officials who were late (plan item V.7). The same legal
     clock as `kpis`: a dossier waiting for the citizen is never on it."""
-    start, end = month_bounds(month)
+    start, end = month_bounds(month, until)
     late = late_legal_in_month(FACTS, end, SqlOps)
     handler = func.coalesce(Dossier.handler, "")
     rows = session.execute(

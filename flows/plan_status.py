@@ -7,8 +7,11 @@ last sweep: the plan's status (markdown and progress bars against the plan's tar
 the overdue table; then the history: each month's scorecard table, and one run of the
 `obligation` flow per due date that has passed (tagged `history`, named "X.2 — hạn
 21/03/2025"), ending Đúng hạn or Quá hạn like a live run — the Runs page becomes the
-year's compliance timeline. Publishing again adds no second run for a due date, and no
-second scorecard for a month already published.
+year's compliance timeline; and one `dunghan.escalation.history` event per ladder step
+reached that no flow announced (the Event Feed shows the year's escalations; automations
+made for `dunghan.escalation.reached` are not set off by the past). Publishing again adds
+no second run for a due date, no second scorecard for a month already published, and no
+second event for a step.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.states import Completed, Failed
 
+from flows import announce as announcements
 from flows.engine import EngineContext
 from flows.obligation import obligation_flow
 from flows.parameters import Flag, OptionalDay, accepted, label, today_in_vietnam
@@ -37,7 +41,8 @@ from flows.reports.scorecard import months_of_year_until, scorecard_key
 from flows.reports.status import DueOutcome, due_outcomes, last_sweep_day, plan_status
 from flows.scorecard import measure_month, publish_table, write_report
 from flows.states import LATE, ON_TIME
-from flows.steps import REFUSALS, database_step, opened_engine, refuse
+from flows.steps import REFUSALS, announce, database_step, opened_engine, refuse
+from models.db import session_scope
 
 HISTORY_TAG = "history"
 PAGE = 200
@@ -70,6 +75,8 @@ def plan_status_flow(
             if asked.history:
                 published["scorecards"] = publish_scorecards(ctx, as_of)
                 published["due_dates"] = publish_due_dates(due_outcomes(ctx, as_of))
+                published["escalation_events"] = record_past_escalations(ctx)
+                published["announced"] = announce(ctx).announced
             return Completed(
                 message=f"Tình hình ngày {as_of:%d/%m/%Y}: {status.open_items} việc đang mở, "
                 f"{status.overdue_items} việc quá hạn.",
@@ -81,6 +88,12 @@ def plan_status_flow(
 
 def last_day(ctx: EngineContext) -> date:
     return last_sweep_day(ctx) or today_in_vietnam()
+
+
+@database_step("record the past escalations for the Event Feed")
+def record_past_escalations(ctx: EngineContext) -> int:
+    with session_scope(ctx.db) as session:
+        return announcements.record_past_escalations(ctx, session)
 
 
 @database_step("publish the plan's status")

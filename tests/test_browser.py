@@ -1,6 +1,8 @@
-"""What the operator sees, in a real browser: `dunghan serve --local` on a database swept on
-2/4/2025, then headless Chromium opens Prefect's UI: the dashboard, the overdue table, a
-late obligation's run and the inspection form's agency dropdown.
+"""What the operator sees, in a real browser: `dunghan serve --local` on a database where the
+plan was played from 24/2 to 2/4/2025 with 3,000 sample dossiers, then headless Chromium
+opens Prefect's UI: the dashboard, the plan's status with its progress bars, the overdue
+table, a late obligation's run, the escalations in the Event Feed and the inspection
+form's agency dropdown.
 
 Needs Debian's `chromium` (`.ci/run` installs it); driven by Playwright's Python package
 with that executable (no browser downloaded). Marked `browser`: `pytest -m "not browser"`
@@ -23,7 +25,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from flows.engine import EngineContext, sweep
+from flows.engine import EngineContext
+from flows.samples import generate_dossiers, read_procedures, write_csv
+from flows.simulate import simulate
+from models.dossier_import import import_dossiers, import_procedures
 from models.tables import DeadlineItem, ItemStatus
 from tests.flows.prefect_support import rows
 
@@ -42,7 +47,9 @@ FLAGS = [
     "--disable-sync",
 ]
 SERVE = (sys.executable, "-c", "from flows.cli import main; main()", "serve", "--local")
+PLAYED_FROM = date(2025, 2, 24)  # the plan's first sweep
 SWEPT = date(2025, 4, 2)
+SAMPLE_PROCEDURES = ROOT / "plans" / "sample-procedures.csv"
 READY_SECONDS = 300
 WAIT_MS = 60_000
 
@@ -62,8 +69,25 @@ def served(tmp_path_factory):
     base = tmp_path_factory.mktemp("served")
     url = f"sqlite:///{base}/dunghan.db"
     ctx = EngineContext.open(url)
-    sweep(ctx, SWEPT)
-    ctx.db.dispose()
+    try:
+        dossiers = base / "dossiers.csv"
+        write_csv(
+            generate_dossiers(
+                3_000,
+                read_procedures(SAMPLE_PROCEDURES),
+                ctx.registry,
+                ctx.cal,
+                ctx.one_stop,
+                start=date(2025, 3, 3),
+                end=SWEPT,
+            ),
+            dossiers,
+        )
+        import_procedures(ctx.db, SAMPLE_PROCEDURES)
+        import_dossiers(ctx.db, dossiers, ctx.cal, ctx.one_stop)
+        simulate(ctx, PLAYED_FROM, SWEPT)
+    finally:
+        ctx.db.dispose()
     port = free_port()
     env = {
         **os.environ,
@@ -193,10 +217,16 @@ def test_the_overdue_table_shows_each_agency_s_overdue_items(served, page, tmp_p
             .group_by(DeadlineItem.agency_code),
         )
     )
-    row = page.get_by_role("row").filter(has_text="Sở Tư pháp tỉnh Nghệ An")
-    row.wait_for()
-    cells = row.get_by_role("cell").all_inner_texts()
-    assert cells[:3] == ["Sở Tư pháp tỉnh Nghệ An", "SO-TP", str(overdue["SO-TP"])]
+    assert overdue, "the played weeks leave overdue items"
+    code = max(overdue, key=lambda c: (overdue[c], c))  # the agency most behind
+    page.get_by_role("row").filter(has_text=code).first.wait_for()
+    (cells,) = [
+        texts
+        for row in page.get_by_role("row").filter(has_text=code).all()
+        if (texts := row.get_by_role("cell").all_inner_texts())[1:2] == [code]
+    ]
+    assert cells[1:3] == [code, str(overdue[code])]
+    assert cells[0].strip()  # the agency's name
     assert page.get_by_text("ngày 02/04/2025").first.is_visible()
     screenshot(page, "overdue-table.png", tmp_path)
 
@@ -238,3 +268,37 @@ def test_the_inspection_form_offers_the_agencies_by_code_and_name(served, page, 
     option.wait_for()
     option.hover()
     screenshot(page, "inspection-form.png", tmp_path)
+
+
+def test_the_plan_status_run_shows_the_progress_against_the_targets(served, page, tmp_path):
+    ui, _ = served
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    with api(ui), get_client(sync_client=True) as client:
+        (run,) = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["plan-status"]))
+        )
+    page.goto(f"{ui}/runs/flow-run/{run.id}?tab=Artifacts")
+    page.get_by_text("Artifacts", exact=True).first.click()
+    on_time = latest(ui, "plan-items-on-time")
+    page.get_by_text(on_time.description).first.wait_for()
+    page.wait_for_load_state("networkidle")
+    # The artifacts' cards at the top of the window: the bars against the targets.
+    page.get_by_text("Task runs", exact=True).first.evaluate("e => e.scrollIntoView()")
+    page.wait_for_timeout(1_000)
+    screenshot(page, "plan-status.png", tmp_path)
+
+
+def test_the_event_feed_shows_the_plan_s_escalations(served, page, tmp_path):
+    ui, url = served
+    from models.tables import Escalation
+
+    (reached,) = rows(url, select(func.count()).select_from(Escalation))[0]
+    assert reached > 0
+    page.goto(f"{ui}/events")
+    first = page.get_by_text("dunghan.escalation.history").first
+    first.wait_for()
+    first.evaluate("e => e.closest('.event-timeline-item, li, article, div').scrollIntoView()")
+    page.wait_for_timeout(1_000)
+    screenshot(page, "event-feed.png", tmp_path)

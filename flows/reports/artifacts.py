@@ -287,6 +287,8 @@ def kpi_line(kpi: KpiProgress) -> str:
     """ "Đúng hạn, tháng 12/2025: 93,4% (chỉ tiêu ≥ 95%: chưa đạt), 1.820 hồ sơ"."""
     name = kpi.target.label if kpi.target else kpi.label
     month = f"{kpi.month[5:]}/{kpi.month[:4]}"
+    if kpi.until is not None:
+        month += f" (đến ngày {kpi.until:%d/%m/%Y})"
     if kpi.rate is None:
         return f"{name}, tháng {month}: chưa có hồ sơ."
     target = (

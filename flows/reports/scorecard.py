@@ -596,9 +596,11 @@ def measure(
         month,
         scorecard_plan(ctx, month, plan),
         ctx.agency_name,
-        kpis(session, month, rules=rules),
+        # A month not over yet is measured so far (a dossier still open is late only
+        # once its due date has passed).
+        kpis(session, month, rules=rules, until=today),
         trend_rows,
-        late_officials(session, month),
+        late_officials(session, month, until=today),
         today,
         len(appointments_beyond_law(session, ctx.cal, month)),
     )

@@ -30,6 +30,8 @@ from models.tables import DeadlineItem, ItemStatus, SweepRun
 NAMED_AGENCIES = 8
 
 PROVINCE_INDICATORS = ("on_time_rate", "online_rate", "digitized_rate", "e_result_rate")
+# The count each indicator is a share of, where it is not the dossiers processed.
+RATE_OVER = {"online_rate": "received"}
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class KpiProgress:
     dossiers: int
     rate: float | None  # None: no dossier processed in the month
     target: KpiTarget | None
+    until: date | None = None  # the month so far, up to this day (the month is not over)
 
     @property
     def met(self) -> bool | None:
@@ -110,7 +113,7 @@ def plan_status(ctx: EngineContext, as_of: date) -> PlanStatus:
             )
         )
         month = f"{as_of:%Y-%m}"
-        month_rows = kpis(session, month)
+        month_rows = kpis(session, month, rules=ctx.one_stop, until=as_of)
     overdue = overdue_by_agency(ctx, as_of)
     reached = {code: 0 for code in ["", *(s.code for s in ctx.ladder.steps)]}
     for row in overdue:
@@ -133,20 +136,33 @@ def plan_status(ctx: EngineContext, as_of: date) -> PlanStatus:
         closed_late=by_status.get(ItemStatus.DONE_LATE, 0),
         overdue=tuple(overdue),
         steps=tuple((code, names[code], n) for code, n in reached.items() if n),
-        kpis=province_kpis(plan, month, month_rows),
+        kpis=province_kpis(plan, month, month_rows, until=as_of),
     )
 
 
-def province_kpis(plan: Plan, month: str, rows: Sequence[dict]) -> tuple[KpiProgress, ...]:
-    """The province's rate of each indicator over a month's `kpis` rows, with the plan's
-    target for it."""
+def province_kpis(
+    plan: Plan, month: str, rows: Sequence[dict], until: date | None = None
+) -> tuple[KpiProgress, ...]:
+    """The province's rate of each indicator over a month's `kpis` rows (the month up to
+    `until` when that day falls inside it), with the plan's target for it."""
+    first = date.fromisoformat(f"{month}-01")
+    last = (first + timedelta(days=31)).replace(day=1) - timedelta(days=1)
+    so_far = until if until is not None and first <= until < last else None
     targets = {t.code: t for t in plan.kpi_targets}
     dossiers = sum(r["dossiers"] for r in rows)
     progress = []
     for key in PROVINCE_INDICATORS:
         label, target_code = INDICATORS[key]
-        rate = round(sum(r[key] * r["dossiers"] for r in rows) / dossiers, 4) if dossiers else None
-        progress.append(KpiProgress(key, label, month, dossiers, rate, targets.get(target_code)))
+        # Each agency's rate weighs as much as its own denominator (the dossiers received
+        # in the month for the online share, those processed for the others); an agency
+        # whose denominator is empty (rate None) does not count.
+        weight = RATE_OVER.get(key, "dossiers")
+        counted = [(r[key], r[weight]) for r in rows if r[key] is not None and r[weight]]
+        whole = sum(w for _, w in counted)
+        rate = round(sum(v * w for v, w in counted) / whole, 4) if whole else None
+        progress.append(
+            KpiProgress(key, label, month, dossiers, rate, targets.get(target_code), so_far)
+        )
     return tuple(progress)
 
 

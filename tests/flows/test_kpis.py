@@ -14,7 +14,7 @@ counted, and a limit ends at 24:00 of its last day (Civil Code Art. 148(6), the 
 from __future__ import annotations
 
 import csv
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -207,6 +207,20 @@ def test_an_open_dossier_not_yet_due_at_the_month_s_end_is_on_time(ctx):
         "SO-TC": (1, 1.0),
         "SO-XD": (1, 1.0),
     }
+
+
+def test_a_month_not_over_is_measured_so_far(ctx):
+    # On 23/5, XD-3 (received 20/5, due 27/5) is open and not yet due: on time so far; at
+    # the month's end it is open and past due: late. XD-4 (received 28/5) is not yet
+    # there on 23/5. XD-1 ended late on 6/5 and XD-2 on time on 19/5 either way.
+    with session_scope(ctx.db) as session:
+        (so_far,) = kpis(session, "2025-05", "SO-XD", until=date(2025, 5, 23))
+        (whole,) = kpis(session, "2025-05", "SO-XD")
+        (past,) = kpis(session, "2025-05", "SO-XD", until=date(2025, 7, 1))
+    on_time = ("dossiers", "received", "late", "on_time_rate")
+    assert tuple(so_far[k] for k in on_time) == (3, 2, 1, 0.6667)
+    assert tuple(whole[k] for k in on_time) == (4, 3, 2, 0.5)
+    assert past == whole  # a day after the month: the whole month
 
 
 def test_a_supplement_restarts_the_limit_so_the_wait_is_not_held_against_the_agency(ctx):

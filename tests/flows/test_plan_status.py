@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -15,13 +15,22 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 from sqlalchemy import func, select
 
 from deadlines.plan import load_plan
+from flows.announce import ESCALATION_HISTORY, ESCALATION_REACHED
 from flows.daily_sweep import daily_sweep
 from flows.engine import EngineContext
 from flows.plan_status import HISTORY_TAG, plan_status_flow
 from flows.reports.status import KpiProgress, province_kpis
 from flows.simulate import simulate
-from models.tables import DeadlineItem, ItemStatus, Obligation
-from tests.flows.prefect_support import artifacts_of, count, latest_artifact, rows, table_of
+from models.tables import DeadlineItem, Escalation, ItemStatus, Obligation
+from tests.flows.prefect_support import (
+    artifacts_of,
+    count,
+    events_since,
+    latest_artifact,
+    read_events,
+    rows,
+    table_of,
+)
 from tests.flows.test_kpis import load_sample
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -67,6 +76,7 @@ def history_runs() -> list:
 
 def test_after_a_simulated_month_the_ui_shows_the_plan(simulated_may):
     url = simulated_may
+    began = datetime.now(UTC)
     state = plan_status_flow(return_state=True)
     assert state.is_completed(), state.message
     published = state.result()
@@ -149,8 +159,31 @@ def test_after_a_simulated_month_the_ui_shows_the_plan(simulated_may):
     }
     assert "plan:nghe-an-2025-kstthc" in march.tags  # published once per plan
 
+    # Every ladder step the simulated month reached is in the Event Feed, once, under the
+    # history name (automations made for dunghan.escalation.reached stay still).
+    reached = rows(
+        url,
+        select(
+            Escalation.item_id, Escalation.step, Escalation.reached_on, DeadlineItem.agency_code
+        ).join(DeadlineItem, DeadlineItem.id == Escalation.item_id),
+    )
+    assert len(reached) > 0
+    assert published["escalation_events"] == published["announced"] == len(reached)
+    events = events_since(ESCALATION_HISTORY, began, len(reached))
+    assert sorted(
+        (
+            int(e.resource.id.removeprefix("dunghan.item.")),
+            e.resource["dunghan.step"],
+            D(e.payload["reached_on"]),
+            e.resource["dunghan.agency"],
+        )
+        for e in events
+    ) == sorted(tuple(r) for r in reached)
+    assert read_events(ESCALATION_REACHED, began) == {}
+
     again = plan_status_flow(return_state=True).result()
     assert again["due_dates"] == 0 and len(history_runs()) == len(runs)
+    assert again["escalation_events"] == again["announced"] == 0
     assert again["scorecards"] == ["scorecard-2025-05"]  # only the last day's month again
 
 
@@ -178,6 +211,7 @@ def test_the_province_s_rate_weighs_agencies_by_their_dossiers(plan):
     rows_ = [
         {
             "dossiers": 30,
+            "received": 20,
             "on_time_rate": 1.0,
             "online_rate": 0.5,
             "digitized_rate": 1.0,
@@ -185,16 +219,30 @@ def test_the_province_s_rate_weighs_agencies_by_their_dossiers(plan):
         },
         {
             "dossiers": 10,
+            "received": 20,
             "on_time_rate": 0.6,
             "online_rate": 1.0,
             "digitized_rate": 1.0,
             "e_result_rate": 1.0,
         },
+        # Dossiers carried over from an earlier month, none received in this one: no
+        # online share of its own (None), which weighs nothing.
+        {
+            "dossiers": 5,
+            "received": 0,
+            "on_time_rate": 0.2,
+            "online_rate": None,
+            "digitized_rate": 0.0,
+            "e_result_rate": 0.0,
+        },
     ]
     kpis = {k.key: k for k in province_kpis(plan, "2025-05", rows_)}
-    assert kpis["on_time_rate"].rate == 0.9 and kpis["on_time_rate"].met is False  # ≥ 95%
-    assert kpis["online_rate"].rate == 0.625 and kpis["digitized_rate"].met is True
-    assert kpis["e_result_rate"].rate == 0.25 and kpis["e_result_rate"].dossiers == 40
+    assert kpis["on_time_rate"].rate == round((30 + 6 + 1) / 45, 4)
+    assert kpis["on_time_rate"].met is False  # ≥ 95%
+    # The online share is over the dossiers received: (10 + 20) / 40.
+    assert kpis["online_rate"].rate == 0.75
+    assert kpis["digitized_rate"].rate == round(40 / 45, 4)
+    assert kpis["e_result_rate"].rate == round(10 / 45, 4) and kpis["e_result_rate"].dossiers == 45
     empty = province_kpis(plan, "2025-05", [])
     assert all(isinstance(k, KpiProgress) and k.rate is None and k.met is None for k in empty)
 
