@@ -25,6 +25,7 @@ from flows.dossiers import (
     kpis,
     month_bounds,
 )
+from flows.parameters import today_in_vietnam
 from models.db import session_scope
 from models.dossier_import import ImportRefused, import_dossiers, import_procedures
 from models.tables import Dossier, Procedure
@@ -220,8 +221,13 @@ def kpi(
     """Chỉ số một cửa của tháng theo cơ quan (Quyết định 766/QĐ-TTg), so với chỉ tiêu.
 
     Một ô có dấu * là chưa đạt chỉ tiêu của kế hoạch (mục V)."""
+    # A month not over yet is measured so far: an open dossier is late once its due date
+    # has passed, not because the month will end after it.
+    today = today_in_vietnam()
     ctx, rows = _for_month(
-        month, agency, lambda ctx, session: kpis(session, month, agency, rules=ctx.one_stop)
+        month,
+        agency,
+        lambda ctx, session: kpis(session, month, agency, rules=ctx.one_stop, until=today),
     )
     with user_errors():
         chosen = ctx.plan_of(plan, on=month_bounds(month)[0].date())
@@ -229,7 +235,12 @@ def kpi(
         typer.echo(json.dumps([{k: r[k] for k in KPI_KEYS} for r in rows], ensure_ascii=False))
         return
     targets = {t.code: t for t in chosen.kpi_targets}
-    typer.echo(f"Chỉ số một cửa tháng {month} ({len(rows)} cơ quan)")
+    so_far = month_bounds(month, today)[1] < month_bounds(month)[1]
+    typer.echo(
+        f"Chỉ số một cửa tháng {month}"
+        + (f" tính đến hết ngày {today:%d/%m/%Y}" if so_far else "")
+        + f" ({len(rows)} cơ quan)"
+    )
     typer.echo(
         f"{'Cơ quan':40} {'Hồ sơ':>7}"
         + "".join(f" {label:>14}" for label, _ in INDICATORS.values())
