@@ -94,8 +94,10 @@ def _transactional_ddl(engine: Engine) -> Iterator[Engine]:
     sqlite3 driver runs CREATE/ALTER outside any transaction, so a process killed halfway
     through a migration would leave tables without the revision that made them (the next
     start then fails with "table … already exists"): on SQLite the migration runs on its
-    own engine whose every transaction is an explicit BEGIN IMMEDIATE … COMMIT, so all of
-    it lands or none of it does."""
+    own engine whose every transaction is an explicit BEGIN … COMMIT, so all of it lands
+    or none of it does. (Deferred: a start that finds the schema at head only reads, and
+    does not wait for another process's long write such as a large import; migrations
+    themselves are serialised by `_migration_lock`.)"""
     if engine.url.get_backend_name() != "sqlite" or engine.url.database in (None, "", ":memory:"):
         yield engine  # (an in-memory database lives in its one connection: nothing to kill)
         return
@@ -112,7 +114,7 @@ def _transactional_ddl(engine: Engine) -> Iterator[Engine]:
 
     @event.listens_for(migrating, "begin")
     def _begin(connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN")
 
     try:
         yield migrating

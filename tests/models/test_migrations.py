@@ -5,6 +5,7 @@ PostgreSQL."""
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import sys
 
@@ -140,3 +141,26 @@ def test_a_migration_killed_halfway_leaves_nothing_and_the_next_start_migrates(
     engine.dispose()
     assert differences == []
     assert revision == ScriptDirectory.from_config(migration_config()).get_current_head()
+
+
+def test_a_start_on_a_schema_at_head_does_not_wait_for_another_writer(tmp_path, monkeypatch):
+    """A process starting while another holds SQLite's write lock (a large import, for
+    tens of seconds) finds the schema at head by reading only: it neither waits for the
+    lock nor fails with "database is locked"."""
+    url = f"sqlite:///{tmp_path}/dunghan.db"
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()
+    monkeypatch.setenv("DUNGHAN_SQLITE_TIMEOUT", "0.5")
+    writer = sqlite3.connect(f"{tmp_path}/dunghan.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO agency (code, name, kind) VALUES ('X', 'X', 'x')")
+    try:
+        starting = make_engine(url)
+        migrate(starting)  # raises "database is locked" if it asked for the write lock
+        with starting.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM agency")).scalar() == 0
+        starting.dispose()
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
