@@ -108,7 +108,7 @@ def parse_times(
             parsed = pc.strptime(values, format=time_format, unit="s", error_is_null=True)
             same = _mask(pc.equal(pc.strftime(parsed, format=time_format), values))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            same = np.zeros(n, dtype=bool)
+            same = np.zeros(n, dtype=bool)  # Arrow refused the format: every cell below
         if same.any():
             out[same] = parsed.to_numpy(zero_copy_only=False).astype("datetime64[s]")[same]
             slow &= ~same
@@ -123,7 +123,7 @@ def parse_times(
             out[chosen] = stamps
             slow[chosen[stamps < FIRST_INSTANT]] = True
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            slow |= plain
+            slow |= plain  # Arrow refused the chunk: each cell parsed and judged below
     problems: list[Problem] = []
     expected = f"theo dạng {time_format}" if time_format else "ISO 8601"
     for row in _rows(slow):

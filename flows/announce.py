@@ -72,6 +72,10 @@ def _row(key: str, name: str, resource: dict, related: list, payload: dict, now)
     }
 
 
+def escalation_key(item_id: int, step: str) -> str:
+    return f"escalation:{item_id}:{step}"
+
+
 def record_escalations(ctx, session: Session, today: date, escalations: Sequence) -> int:
     """Store one announcement per newly reached ladder step (`NewEscalation`s), in the
     sweep's transaction; returns how many were new."""
@@ -108,7 +112,7 @@ def record_past_escalations(ctx, session: Session) -> int:
             Escalation.item_id, Escalation.step, Escalation.notified, Escalation.reached_on
         ).order_by(Escalation.reached_on, Escalation.id)
     ):
-        key = f"escalation:{item_id}:{step}"
+        key = escalation_key(item_id, step)
         if key not in announced and HISTORY_PREFIX + key not in announced:
             steps.append((item_id, step, names.get(step, step), notified, reached_on))
     return _record_steps(ctx, session, steps, name=ESCALATION_HISTORY, key_prefix=HISTORY_PREFIX)
@@ -150,7 +154,7 @@ def _record_steps(
         agency_name = ctx.agency_name(code)
         rows.append(
             _row(
-                f"{key_prefix}escalation:{item_id}:{step_code}",
+                key_prefix + escalation_key(item_id, step_code),
                 name,
                 {
                     "prefect.resource.id": f"dunghan.item.{item_id}",
@@ -300,17 +304,7 @@ def announce_pending(engine: Engine, *, wait_seconds: float | None = None) -> An
     to_emit = [c for c in claimed if c.event_id not in on_server]
     if not to_emit:
         return report
-    from prefect.events import emit_event
-
-    for c in to_emit:
-        emit_event(
-            c.name,
-            resource=c.resource,
-            occurred=c.occurred,
-            related=c.related,
-            payload=c.payload,
-            id=uuid.UUID(c.event_id),
-        )
+    emit_stored(to_emit)
     deadline = time.monotonic() + wait_seconds
     flush_events(wait_seconds)
     waiting = {c.event_id: c.id for c in to_emit}
@@ -323,6 +317,22 @@ def announce_pending(engine: Engine, *, wait_seconds: float | None = None) -> An
         time.sleep(POLL_SECONDS)
     report.unconfirmed = len(waiting)
     return report
+
+
+def emit_stored(announcements: Iterable) -> None:
+    """Hand stored announcements (rows with name, resource, related, payload, occurred and
+    event_id) to Prefect's events client, each with its own event id."""
+    from prefect.events import emit_event
+
+    for a in announcements:
+        emit_event(
+            a.name,
+            resource=a.resource,
+            occurred=a.occurred,
+            related=a.related,
+            payload=a.payload,
+            id=uuid.UUID(a.event_id),
+        )
 
 
 def _claim(engine: Engine, now: datetime) -> list[_Claimed]:

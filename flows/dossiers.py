@@ -301,6 +301,15 @@ def month_bounds(month: str, until: date | None = None) -> tuple[datetime, datet
     return first, nxt
 
 
+def month_so_far(month: str, until: date | None) -> date | None:
+    """`until` when it falls inside `month` before its last day (the month is measured so
+    far), else None (the whole month)."""
+    if until is None:
+        return None
+    first, end = month_bounds(month)
+    return until if first.date() <= until and month_bounds(month, until)[1] < end else None
+
+
 def processed_in(start: datetime, end: datetime):
     """The dossiers a month's figures are about: ended (completed, or returned / closed
     without a result) in the month, or received by its end and still open then."""

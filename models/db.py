@@ -101,15 +101,10 @@ def _transactional_ddl(engine: Engine) -> Iterator[Engine]:
     if engine.url.get_backend_name() != "sqlite" or engine.url.database in (None, "", ":memory:"):
         yield engine  # (an in-memory database lives in its one connection: nothing to kill)
         return
-    migrating = create_engine(
-        engine.url,
-        poolclass=NullPool,
-        connect_args={"timeout": float(os.environ.get(SQLITE_TIMEOUT_ENV) or 30)},
-    )
+    migrating = make_engine(engine.url.render_as_string(hide_password=False), poolclass=NullPool)
 
-    @event.listens_for(migrating, "connect")
-    def _connect(dbapi_connection, record) -> None:
-        _sqlite_pragmas(dbapi_connection, record)
+    @event.listens_for(migrating, "connect")  # after make_engine's pragmas
+    def _connect(dbapi_connection, _record) -> None:
         dbapi_connection.isolation_level = None  # the driver opens no transaction itself
 
     @event.listens_for(migrating, "begin")
@@ -124,8 +119,8 @@ def _transactional_ddl(engine: Engine) -> Iterator[Engine]:
 
 @contextmanager
 def _migration_lock(engine: Engine) -> Iterator[None]:
-    """SQLite: an exclusive lock on a file beside the database for the migration (its
-    DDL is not transactional through the driver, so its own locks do not serialise it)."""
+    """SQLite: an exclusive lock on a file beside the database for the migration, so one
+    process migrates while the others wait and then find the schema at head."""
     database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
     if not database or database == ":memory:":
         yield

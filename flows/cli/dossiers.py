@@ -24,6 +24,7 @@ from flows.dossiers import (
     appointments_beyond_law,
     kpis,
     month_bounds,
+    month_so_far,
 )
 from flows.parameters import today_in_vietnam
 from models.db import session_scope
@@ -235,10 +236,9 @@ def kpi(
         typer.echo(json.dumps([{k: r[k] for k in KPI_KEYS} for r in rows], ensure_ascii=False))
         return
     targets = {t.code: t for t in chosen.kpi_targets}
-    so_far = month_bounds(month, today)[1] < month_bounds(month)[1]
     typer.echo(
         f"Chỉ số một cửa tháng {month}"
-        + (f" tính đến hết ngày {today:%d/%m/%Y}" if so_far else "")
+        + (f" tính đến hết ngày {today:%d/%m/%Y}" if month_so_far(month, today) else "")
         + f" ({len(rows)} cơ quan)"
     )
     typer.echo(

@@ -16,7 +16,7 @@ from datetime import date, timedelta
 from sqlalchemy import func, select
 
 from deadlines.plan import KpiTarget, Plan
-from flows.dossiers import INDICATORS, kpis
+from flows.dossiers import INDICATORS, kpis, month_so_far
 from flows.engine import EngineContext, ObligationRef
 from flows.parameters import section_code
 from flows.reports.review import AgencyOverdue, overdue_by_agency
@@ -145,9 +145,7 @@ def province_kpis(
 ) -> tuple[KpiProgress, ...]:
     """The province's rate of each indicator over a month's `kpis` rows (the month up to
     `until` when that day falls inside it), with the plan's target for it."""
-    first = date.fromisoformat(f"{month}-01")
-    last = (first + timedelta(days=31)).replace(day=1) - timedelta(days=1)
-    so_far = until if until is not None and first <= until < last else None
+    so_far = month_so_far(month, until)
     targets = {t.code: t for t in plan.kpi_targets}
     dossiers = sum(r["dossiers"] for r in rows)
     progress = []

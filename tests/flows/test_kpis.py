@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from flows.dossiers import KPI_KEYS, kpis, late_officials
+from flows.dossiers import KPI_KEYS, kpis, late_officials, month_so_far
 from flows.engine import EngineContext
 from models.db import session_scope
 from models.dossier_import import import_dossiers, import_procedures
@@ -296,3 +296,10 @@ def test_a_dossier_done_at_the_last_second_is_on_time(ctx):
     assert on_time_of_xd2(datetime(2025, 5, 19, 17, 0, 1)) == 1.0
     assert on_time_of_xd2(datetime(2025, 5, 19, 23, 59, 59)) == 1.0
     assert on_time_of_xd2(datetime(2025, 5, 20, 0, 0, 0)) == 0.0
+
+
+def test_a_month_is_cut_short_only_by_a_day_inside_it_before_its_last():
+    assert month_so_far("2025-04", date(2025, 4, 2)) == date(2025, 4, 2)
+    assert month_so_far("2025-12", date(2025, 12, 30)) == date(2025, 12, 30)
+    for whole in (date(2025, 4, 30), date(2025, 5, 1), date(2025, 3, 31), None):
+        assert month_so_far("2025-04", whole) is None

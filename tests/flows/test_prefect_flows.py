@@ -5,7 +5,6 @@ parameter fails the run with a Vietnamese message instead of a traceback."""
 from __future__ import annotations
 
 import os
-import uuid
 from datetime import date
 from pathlib import Path
 
@@ -546,9 +545,7 @@ def test_the_outbox_flow_delivers_what_is_due_once(dunghan_env):
 
 
 def test_escalations_a_dead_run_recorded_are_announced_by_the_next_run_once(dunghan_env, since):
-    from prefect.events import emit_event
-
-    from flows.announce import LEASE, flush_events
+    from flows.announce import LEASE, emit_stored, flush_events
     from models.store import utcnow
     from models.tables import Announcement
 
@@ -578,15 +575,7 @@ def test_escalations_a_dead_run_recorded_are_announced_by_the_next_run_once(dung
         )
     ctx.db.dispose()
     assert len(pending) == reached
-    for row in tried:
-        emit_event(
-            row.name,
-            resource=row.resource,
-            related=row.related,
-            payload=row.payload,
-            occurred=row.occurred,
-            id=uuid.UUID(row.event_id),
-        )
+    emit_stored(tried)
     assert flush_events(60)
 
     state = obligation_flow("X.2", date="2025-03-24", return_state=True)
