@@ -20,6 +20,7 @@ changes nothing.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +34,7 @@ from sqlalchemy.engine import Engine
 from deadlines import dossier_checks as checks
 from deadlines.dossier import OneStopRules
 from deadlines.export_columns import FLAG_COLUMNS, TIME_COLUMNS
+from models.sqlite_pack import Kind, Packed, pack
 
 # From this many rows (and at least as many as the table holds) an import is a bulk load.
 BULK_ROWS = 10_000
@@ -57,10 +59,13 @@ DB_COLUMNS = (
 )
 DERIVED_TIMES = ("first_due", "legal_due", "due", "due_766")
 SHARED_TEXT = ("procedure_code", "agency_code", "channel", "regime", "state")
+SEQUENCE = "temp.dossier_import_rows"  # row numbers for the packed chunks
 LISTED = 2000  # database problems fetched per kind (the importer lists fewer)
 # SQLite sorts an index's keys fastest in small runs (measured: 2x faster than with the
 # 64 MiB cache the table's upserts want).
 SORT_CACHE_KIB = 512
+# Helper threads SQLite may sort an index's keys with (the connection's default: none).
+SORT_THREADS = min(4, os.cpu_count() or 1)
 WRITE_CACHE_KIB = 32 * 1024
 
 
@@ -130,13 +135,6 @@ def _shared(values: pa.Array) -> list:
     encoded = pc.dictionary_encode(values)
     objects = np.array([*encoded.dictionary.to_pylist(), None], dtype=object)
     return objects[encoded.indices.to_numpy(zero_copy_only=False)].tolist()
-
-
-_FLAG_OBJECTS = np.array([None, 0, 1], dtype=object)
-
-
-def _flags(values: np.ndarray) -> list:
-    return _FLAG_OBJECTS[values.astype(np.int64) + 1].tolist()
 
 
 def _blank_to_null(values: pa.Array) -> pa.Array:
@@ -218,7 +216,7 @@ class _SQLiteConnection:
     """A pooled connection set up for one import (its own transactions, no memory map
     so the process's memory is what it uses), and put back as it was."""
 
-    SAVED = ("foreign_keys", "mmap_size", "cache_size")
+    SAVED = ("foreign_keys", "mmap_size", "cache_size", "threads")
 
     def __init__(self, engine: Engine):
         self.pooled = engine.raw_connection()
@@ -298,10 +296,10 @@ class SQLiteWriter:
             for c in DB_COLUMNS
             if c != "id"
         )
-        marks = ", ".join("?" for _ in DB_COLUMNS)
+        db.execute(f"CREATE TEMP TABLE {SEQUENCE} (i INTEGER PRIMARY KEY)")
+        self.sequence = 0
         self.sql = (
-            f"INSERT INTO dossier ({names}) VALUES ({marks}) "
-            f"ON CONFLICT (id) DO UPDATE SET {updates}"
+            f"INSERT INTO dossier ({names}) {{select}} ON CONFLICT (id) DO UPDATE SET {updates}"
         )
         self.rows = 0
         self.writing = True
@@ -310,41 +308,47 @@ class SQLiteWriter:
     def stop_writing(self) -> None:
         self.writing = False
 
-    def prepare(self, rows: Rows) -> list[list] | None:
-        """The good rows as Python values, column by column (in the reading thread)."""
+    def prepare(self, rows: Rows) -> Packed | None:
+        """The good rows as one blob of records (in the reading thread)."""
         if not self.writing or not len(rows.lines):
             return None
         rows = _good(rows)
         columns = []
         for name in DB_COLUMNS:
-            if name == "id":
-                columns.append(rows.text[name].to_pylist())
-            elif name in SHARED_TEXT:
-                columns.append(_shared(rows.text[name]))
-            elif name == "handler":
-                columns.append(_blank_to_null(rows.text[name]).to_pylist())
+            if name == "handler":
+                columns.append((Kind.TEXT_OR_NULL, rows.text[name]))
+            elif name in rows.text:
+                columns.append((Kind.TEXT, rows.text[name]))
             elif name in rows.times:
-                columns.append(sqlite_text(rows.times[name]))
+                columns.append((Kind.TIME, rows.times[name]))
             elif name in rows.flags:
-                columns.append(_flags(rows.flags[name]))
+                columns.append((Kind.FLAG, rows.flags[name]))
             elif name in rows.ints:
-                columns.append(rows.ints[name].tolist())
+                columns.append((Kind.INTEGER, rows.ints[name]))
             elif name == "imported_at":
-                columns.append([self.stamp] * len(rows.lines))
-        return columns
+                columns.append((Kind.CONSTANT, self.stamp))
+        return pack(columns)
 
-    def write(self, columns: list[list] | None) -> None:
-        if not self.writing or not columns:
+    def write(self, packed: Packed | None) -> None:
+        if not self.writing or packed is None:
             return
+        db = self.conn.db
+        if packed.rows > self.sequence:
+            db.execute(
+                "WITH RECURSIVE n(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?) "
+                f"INSERT INTO {SEQUENCE} (i) SELECT i FROM n",
+                (self.sequence, packed.rows),
+            )
+            self.sequence = packed.rows
         try:
-            self.conn.db.executemany(self.sql, zip(*columns, strict=True))
+            db.execute(self.sql.format(select=packed.select(SEQUENCE)), packed.params)
         except sqlite3.IntegrityError as exc:
             if self.GUARD not in str(exc) and "dossier_import_touched" not in str(exc):
                 raise
             self.tripped = True
             self.writing = False
             return
-        self.rows += len(columns[0])
+        self.rows += packed.rows
 
     def finish(self, *, refused: bool) -> Outcome:
         if refused or self.tripped:
@@ -353,6 +357,7 @@ class SQLiteWriter:
         db = self.conn.db
         if self.indexes:
             db.execute(f"PRAGMA cache_size=-{SORT_CACHE_KIB}")
+            db.execute(f"PRAGMA threads={SORT_THREADS}")
             for sql in self.indexes:
                 db.execute(sql)
         updated = self.fetch("SELECT count(*) FROM temp.dossier_import_touched")[0][0]
@@ -364,6 +369,7 @@ class SQLiteWriter:
     def _drop_temporary(self) -> None:
         self.conn.db.execute("DROP TRIGGER IF EXISTS temp.dossier_import_guard")
         self.conn.db.execute("DROP TABLE IF EXISTS temp.dossier_import_touched")
+        self.conn.db.execute(f"DROP TABLE IF EXISTS {SEQUENCE}")
 
     def abort(self) -> None:
         if self.conn.closed:
