@@ -81,7 +81,7 @@ def pack(columns: list[tuple[Kind, pa.Array | np.ndarray | object]]) -> Packed:
         if kind is Kind.CONSTANT:
             expressions.append(place(values))
             continue
-        layout = _LAYOUTS[kind](values) if rows else _same(kind, None)
+        layout = _LAYOUTS[kind](values) if rows else _same(None)
         slots = {"at": f"{ROW} + {place(width)}", "size": place(layout.size)}
         slots.update(mode=place(layout.mode), value=place(layout.value))
         expressions.append(_TEMPLATES[kind].format(**slots))

@@ -138,3 +138,12 @@ def test_any_rows_round_trip(rows):
         (Kind.TIME, times),
     ]
     assert _unpacked(columns) == _rows(columns)
+
+
+def test_a_chunk_without_rows_selects_none():
+    columns = [
+        (Kind.TEXT, pa.array([], pa.string())),
+        (Kind.TIME, np.array([], dtype="datetime64[s]")),
+        (Kind.CONSTANT, "x"),
+    ]
+    assert _unpacked(columns) == []
