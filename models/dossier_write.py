@@ -1,17 +1,21 @@
 """Writing checked dossier rows, chunk by chunk, in one transaction per import.
 
 SQLite: the rows go straight into `dossier` (an upsert by id) inside one write
-transaction that is rolled back unless the whole file is good. A temporary trigger
-watches the upsert: a row updated twice (an id repeated in the file) or an apology
-changed or removed aborts the write, and the importer reads the file again to name every
-bad line. A bulk load (at least `BULK_ROWS` rows and as many as the table holds) builds
-the secondary indexes once, afterwards, instead of row by row.
+transaction that is rolled back unless the whole file is good. Each chunk is one blob of
+fixed-width records (`models.sqlite_pack`) that one INSERT … SELECT reads back, without
+the GIL. A temporary trigger watches the upsert: a row updated twice (an id repeated in
+the file) or an apology changed or removed aborts the write, and the importer reads the
+file again to name every bad line. A bulk load (at least `BULK_ROWS` rows and as many as
+the table holds) builds the secondary indexes once, afterwards, instead of row by row.
 
-PostgreSQL: the rows are COPYed, as CSV written by Arrow, into a temporary staging table;
-the file's checks that need the database run there in SQL; only then is the table
-changed, by one upsert — or, for a bulk load, by replacing the matching rows and
-rebuilding the keys, indexes and foreign keys once (per-row foreign-key triggers cost
-more than the load itself).
+PostgreSQL: the rows are COPYed in the binary format (`models.pg_binary`) into a
+temporary staging table; the file's checks that need the database run there in SQL;
+only then is the table changed, by one upsert — or, for a bulk load, by replacing the
+matching rows and rebuilding the keys, indexes and foreign keys once (per-row
+foreign-key triggers cost more than the load itself). A first load (a bulk file into an
+empty table) skips the staging table: COPYed straight into the table, its keys dropped
+and built at the end; a repeated id fails the primary key, and the second reading names
+the lines.
 
 Either way, another connection sees the old table until the commit, and a refused file
 changes nothing.
@@ -28,12 +32,12 @@ from datetime import datetime
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 from sqlalchemy.engine import Engine
 
 from deadlines import dossier_checks as checks
 from deadlines.dossier import OneStopRules
 from deadlines.export_columns import FLAG_COLUMNS, TIME_COLUMNS
+from models import pg_binary
 from models.sqlite_pack import Kind, Packed, pack
 
 # From this many rows (and at least as many as the table holds) an import is a bulk load.
@@ -95,11 +99,13 @@ class Outcome:
 
 def open_writer(engine: Engine, rules: OneStopRules, stamp: datetime, expected_rows: int):
     if engine.dialect.name == "postgresql":
-        return PostgresWriter(engine, rules, stamp)
+        return PostgresWriter(engine, rules, stamp, expected_rows)
     return SQLiteWriter(engine, rules, stamp, expected_rows)
 
 
 def open_checker(engine: Engine, rules: OneStopRules):
+    if engine.dialect.name == "postgresql":
+        return PostgresWriter(engine, rules, None, 0)  # stages every row, writes nothing
     return SQLiteChecker(engine, rules)
 
 
@@ -440,68 +446,127 @@ STAGED = ("line", "ok", *(c for c in DB_COLUMNS if c != "imported_at"))
 
 
 class PostgresWriter:
-    def __init__(self, engine: Engine, rules: OneStopRules, stamp: datetime):
+    """Stages every row (COPY into a temporary table), checks in SQL, then upserts. A
+    first load — a bulk file into an empty table — is COPYed straight into the table
+    instead, its keys, indexes and foreign keys dropped first and built once at the end;
+    the table stays locked (ACCESS EXCLUSIVE) until the commit. A stamp of None only
+    stages, for the second reading of a refused file."""
+
+    def __init__(
+        self, engine: Engine, rules: OneStopRules, stamp: datetime | None, expected_rows: int
+    ):
         self.rules = rules
         self.stamp = stamp
         self.pooled = engine.raw_connection()
         self.db = self.pooled.driver_connection
         self.cursor = self.db.cursor()
-        self.cursor.execute(
-            f"CREATE TEMP TABLE {STAGE} ("
-            + ", ".join(f"{c} {_STAGE_TYPES[c]}" for c in STAGED)
-            + ") ON COMMIT DROP"
-        )
         self.copy = None
         self.rows = 0
-        self.options = pa_csv.WriteOptions(include_header=False)
+        self.writing = True
+        self.keys: tuple[list, list] | None = None
+        if stamp is not None and expected_rows >= BULK_ROWS and self._first_load():
+            self.keys = self._drop_keys()
+            self.target, self.columns = "dossier", DB_COLUMNS
+        else:
+            self.cursor.execute(
+                f"CREATE TEMP TABLE {STAGE} ("
+                + ", ".join(f"{c} {_STAGE_TYPES[c]}" for c in STAGED)
+                + ") ON COMMIT DROP"
+            )
+            self.target, self.columns = STAGE, STAGED
+        self.types = pg_binary.column_types(self.fetch, self.target, self.columns)
+
+    @property
+    def direct(self) -> bool:
+        return self.keys is not None
+
+    def _first_load(self) -> bool:
+        """The table is empty, and locked until the commit so that it stays so."""
+        if self.fetch("SELECT EXISTS (SELECT 1 FROM dossier)")[0][0]:
+            return False
+        self.cursor.execute("LOCK TABLE dossier IN ACCESS EXCLUSIVE MODE")
+        return not self.fetch("SELECT EXISTS (SELECT 1 FROM dossier)")[0][0]
+
+    def _drop_keys(self) -> tuple[list, list]:
+        """Drops the table's foreign keys, primary key and indexes; their definitions,
+        to be built again (the primary key first)."""
+        constraints = self.fetch(
+            "SELECT conname, pg_get_constraintdef(oid), contype FROM pg_constraint "
+            "WHERE conrelid = 'dossier'::regclass AND contype IN ('p', 'f') ORDER BY contype DESC"
+        )
+        indexes = self.fetch(
+            "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+            "WHERE indrelid = 'dossier'::regclass AND NOT indisprimary"
+        )
+        for name, _, _ in sorted(constraints, key=lambda c: c[2]):  # foreign keys first
+            self.cursor.execute(f'ALTER TABLE dossier DROP CONSTRAINT "{name}"')
+        for name, _ in indexes:
+            self.cursor.execute(f"DROP INDEX {name}")
+        return constraints, indexes
+
+    def _build_keys(self, keys: tuple[list, list]) -> None:
+        constraints, indexes = keys
+        self.cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        for name, definition, _ in constraints:  # the primary key first
+            self.cursor.execute(f'ALTER TABLE dossier ADD CONSTRAINT "{name}" {definition}')
+            if definition.startswith("PRIMARY KEY"):
+                for _, index in indexes:
+                    self.cursor.execute(index)
 
     def fetch(self, sql: str, params=None) -> list[tuple]:
         return self.cursor.execute(sql, params).fetchall()
 
     def stop_writing(self) -> None:
-        pass  # every row is staged: the database checks name their lines
+        # Staged, every row stays: the database checks name their lines.
+        self.writing = not self.direct
 
     def prepare(self, rows: Rows) -> tuple[pa.Buffer, int] | None:
-        """Every row of the chunk as CSV for COPY (in the reading thread)."""
-        if not len(rows.lines):
+        """The chunk's rows in binary COPY format (in the reading thread): every row with
+        its line into the staging table, or the good rows into the table itself."""
+        if not self.writing or not len(rows.lines):
             return None
-        arrays = []
-        for name in STAGED:
+        if self.direct:
+            rows = _good(rows)
+        values = []
+        for name in self.columns:
             if name == "line":
-                arrays.append(pa.array(rows.lines))
+                values.append(rows.lines)
             elif name == "ok":
-                arrays.append(pa.array(rows.ok))
+                values.append(rows.ok)
+            elif name == "imported_at":
+                values.append(np.full(len(rows.lines), np.datetime64(self.stamp, "s")))
             elif name in rows.times:
-                arrays.append(pa.array(rows.times[name], type=pa.timestamp("s"), from_pandas=True))
+                values.append(rows.times[name])
             elif name in rows.flags:
-                flags = rows.flags[name]
-                arrays.append(pa.array(flags == 1, mask=flags < 0))
+                values.append(rows.flags[name])
             elif name in rows.ints:
-                arrays.append(pa.array(rows.ints[name]))
+                values.append(rows.ints[name])
             elif name == "handler":
-                arrays.append(_blank_to_null(rows.text["handler"]))
+                values.append(_blank_to_null(rows.text["handler"]))
             else:
-                arrays.append(rows.text[name])
-        sink = pa.BufferOutputStream()
-        pa_csv.write_csv(pa.RecordBatch.from_arrays(arrays, names=list(STAGED)), sink, self.options)
-        return sink.getvalue(), int(rows.ok.sum())
+                values.append(rows.text[name])
+        return pg_binary.encode(self.types, values), int(rows.ok.sum())
 
     def write(self, prepared: tuple[pa.Buffer, int] | None) -> None:
-        if prepared is None:
+        if prepared is None or not self.writing:
             return
         if self.copy is None:
             self.copying = self.cursor.copy(
-                f"COPY {STAGE} ({', '.join(STAGED)}) FROM STDIN (FORMAT csv)"
+                f"COPY {self.target} ({', '.join(self.columns)}) FROM STDIN (FORMAT binary)"
             )
             self.copy = self.copying.__enter__()
+            self.copy.write(pg_binary.HEADER)
         data, good = prepared
         self.copy.write(memoryview(data))
         self.rows += good
 
     def finish(self, *, refused: bool) -> Outcome:
         if self.copy is not None:
+            self.copy.write(pg_binary.TRAILER)
             self.copying.__exit__(None, None, None)
             self.copy = None
+        if self.direct:
+            return self._finish_direct(refused)
         problems, unlisted = [], 0
         if not refused:
             problems, unlisted = self._apology_checks()
@@ -523,6 +588,24 @@ class PostgresWriter:
         self.db.commit()
         self._close()
         return Outcome(self.rows, self.rows - updated, updated)
+
+    def _finish_direct(self, refused: bool) -> Outcome:
+        """A first load: the keys built again, or — a refused file, an id repeated (the
+        primary key refuses it) — everything rolled back and the file read a second time
+        to name its lines."""
+        import psycopg.errors
+
+        if not refused:
+            try:
+                self._build_keys(self.keys)
+            except psycopg.errors.UniqueViolation:
+                refused = True
+        if refused:
+            self.abort()
+            return Outcome(needs_check_pass=True)
+        self.db.commit()
+        self._close()
+        return Outcome(self.rows, self.rows, 0)
 
     def _apology_checks(self) -> tuple[list, int]:
         query = _changed_apologies(self.rules, STAGE, "IS DISTINCT FROM")
@@ -550,15 +633,6 @@ class PostgresWriter:
             )
             return updated
         # A bulk load: the keys, indexes and foreign keys are built once, afterwards.
-        self.cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
-        constraints = self.fetch(
-            "SELECT conname, pg_get_constraintdef(oid), contype FROM pg_constraint "
-            "WHERE conrelid = 'dossier'::regclass AND contype IN ('p', 'f') ORDER BY contype DESC"
-        )
-        indexes = self.fetch(
-            "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
-            "WHERE indrelid = 'dossier'::regclass AND NOT indisprimary"
-        )
         same = "IS NOT DISTINCT FROM"
         self.cursor.execute(
             f"UPDATE {STAGE} AS s SET reschedules = CASE WHEN s.apology_at {same} d.apology_at "
@@ -570,16 +644,9 @@ class PostgresWriter:
             f"DELETE FROM dossier AS d USING {STAGE} AS s WHERE s.ok AND d.id = s.id"
         )
         updated = self.cursor.rowcount
-        for name, _, _ in sorted(constraints, key=lambda c: c[2]):  # foreign keys first
-            self.cursor.execute(f'ALTER TABLE dossier DROP CONSTRAINT "{name}"')
-        for name, _ in indexes:
-            self.cursor.execute(f"DROP INDEX {name}")
+        keys = self._drop_keys()
         self.cursor.execute(f"INSERT INTO dossier ({names}) {select}", stamp)
-        for name, definition, _ in constraints:  # the primary key first
-            self.cursor.execute(f'ALTER TABLE dossier ADD CONSTRAINT "{name}" {definition}')
-            if definition.startswith("PRIMARY KEY"):
-                for _, index in indexes:
-                    self.cursor.execute(index)
+        self._build_keys(keys)
         return updated
 
     closed = False

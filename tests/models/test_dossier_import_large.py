@@ -6,11 +6,13 @@ threshold)."""
 from __future__ import annotations
 
 import csv
+import json
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, inspect, select, text
+from sqlalchemy.exc import IntegrityError
 
 from deadlines.agencies import load_registry
 from flows.engine import EngineContext
@@ -211,3 +213,40 @@ def test_blank_lines_keep_the_line_numbers_people_count(ctx, export, tmp_path):
     lines = write(tmp_path / "plain.csv", rows).read_text(encoding="utf-8").splitlines()
     path.write_text("\n".join(lines) + "\n\n\n", encoding="utf-8")  # blank lines at the end
     assert load(ctx, path).inserted == 20
+
+
+def keys(ctx) -> dict:
+    """The table's primary key, foreign keys and indexes, as the database describes them."""
+    found = inspect(ctx.db)
+    described = {
+        "primary": found.get_pk_constraint("dossier"),
+        "foreign": found.get_foreign_keys("dossier"),
+        "indexes": sorted(found.get_indexes("dossier"), key=lambda index: index["name"]),
+    }
+    return json.loads(json.dumps(described, default=str, sort_keys=True))
+
+
+def test_a_first_load_refused_or_done_keeps_every_key_and_index(ctx, export, tmp_path):
+    """A bulk file into an empty table is written without its keys and indexes (COPYed
+    straight into the table on PostgreSQL): they are all back afterwards, and enforced."""
+    before = keys(ctx)
+    assert before["primary"]["constrained_columns"] == ["id"] and len(before["indexes"]) == 3
+    repeated = [*export, dict(export[7], handler="Lặp")]
+    with pytest.raises(ImportRefused) as refused:
+        load(ctx, write(tmp_path / "repeated.csv", repeated))
+    assert [(p.line, p.column) for p in refused.value.problems] == [(ROWS + 2, "dossier_id")]
+    assert keys(ctx) == before and snapshot(ctx)[0] == 0
+    assert load(ctx, write(tmp_path / "first.csv", export)).inserted == ROWS
+    assert keys(ctx) == before
+    row = dict(export[0], dossier_id="HS-KHONG-CO-CQ")
+    with ctx.db.connect() as conn, pytest.raises(IntegrityError):
+        conn.execute(
+            text(
+                "INSERT INTO dossier (id, procedure_code, agency_code, channel, received_at, "
+                "digitized, e_result, legal_due, due, imported_at) SELECT :id, procedure_code, "
+                "'KHONG-CO', channel, received_at, digitized, e_result, legal_due, due, "
+                "imported_at FROM dossier WHERE id = :first"
+            ),
+            {"id": row["dossier_id"], "first": export[0]["dossier_id"]},
+        )
+        conn.commit()
