@@ -250,3 +250,20 @@ def test_a_first_load_refused_or_done_keeps_every_key_and_index(ctx, export, tmp
             {"id": row["dossier_id"], "first": export[0]["dossier_id"]},
         )
         conn.commit()
+
+
+@pytest.mark.parametrize("reader", ["arrow", "stdlib"])
+def test_every_repeat_of_an_id_is_named_once(ctx, export, tmp_path, reader):
+    """A repeat in the same chunk (the chunk's own check) and one in a later chunk (the
+    database's): each line once, and the count says two."""
+    later = ROWS - 5
+    rows = list(export)
+    for position in (5, later):
+        rows[position] = dict(rows[position], dossier_id=rows[3]["dossier_id"])
+    with pytest.raises(ImportRefused) as refused:
+        load(ctx, write(tmp_path / "export.csv", rows), reader=reader)
+    assert [(p.line, p.column) for p in refused.value.problems] == [
+        (7, "dossier_id"),
+        (later + 2, "dossier_id"),
+    ]
+    assert refused.value.total == 2 and "(2 lỗi)" in str(refused.value)
