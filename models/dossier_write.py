@@ -489,6 +489,9 @@ class PostgresWriter:
                 + ") ON COMMIT DROP"
             )
             self.target, self.columns = STAGE, STAGED
+        self.columns = pg_binary.copy_order(
+            self.fetch, "dossier", self.columns, never_null=("line", "chunk", "ok")
+        )
         self.types = pg_binary.column_types(self.fetch, self.target, self.columns)
 
     @property

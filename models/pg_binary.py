@@ -38,24 +38,84 @@ def column_types(fetch, table: str, columns: tuple[str, ...]) -> list[str]:
     missing = [c for c in columns if c not in found]
     if missing:
         raise LookupError(f"table {table} has no column {', '.join(missing)}")
-    unknown = sorted({found[c] for c in columns} - set(_ENCODERS))
+    unknown = sorted({found[c] for c in columns} - set(_FIELDS))
     if unknown:
         raise TypeError(f"no binary COPY encoder for {', '.join(unknown)} (table {table})")
     return [found[c] for c in columns]
 
 
+def copy_order(
+    fetch, table: str, columns: tuple[str, ...], never_null: tuple[str, ...] = ()
+) -> tuple[str, ...]:
+    """`columns` in the order that makes the fewest pieces to join: the fixed-size
+    columns `table` declares NOT NULL (or `never_null` says are), then the other
+    fixed-size ones (a run of fixed-size fields without NULL is one record per row),
+    then the texts."""
+    found = {
+        name: (text, not_null)
+        for name, text, not_null in fetch(
+            "SELECT attname, format_type(atttypid, NULL) = ANY(%s), attnotnull "
+            "FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
+            "AND NOT attisdropped",
+            (list(_TEXT_TYPES), table),
+        )
+    }
+
+    def rank(column: str) -> int:
+        text, not_null = found.get(column, (False, column in never_null))
+        return 2 if text else 0 if not_null or column in never_null else 1
+
+    return tuple(sorted(columns, key=rank))
+
+
 def encode(types: list[str], columns: list) -> pa.Buffer:
-    """The rows of `columns` (one array per column, as `types` declare them; a blank
-    text of a `text_or_null` column is given as None) as binary COPY tuples."""
+    """The rows of `columns` (one array per column, as `types` declare them; a NULL
+    text as None) as binary COPY tuples."""
     rows = len(columns[0])
-    count = np.full(rows, len(columns), dtype=">i2").view(np.uint8).reshape(rows, 2)
-    pieces = [_fixed(count)]
+    pieces: list[pa.Array] = []
+    run: list[tuple[str, np.ndarray]] = [(">i2", np.full(rows, len(columns), dtype=np.int16))]
     for kind, values in zip(types, columns, strict=True):
-        pieces.extend(_ENCODERS[kind](values, rows))
+        fields = _FIELDS[kind](values)
+        if len(fields) == 2:  # a text: its length ends the run, its bytes follow
+            lengths, data = fields
+            run.append((">i4", lengths))
+            pieces.append(_record(run, rows))
+            pieces.append(data)
+            run = []
+            continue
+        value_type, value, missing = fields
+        size = np.dtype(value_type).itemsize
+        if missing is None or not missing.any():
+            run += [(">i4", np.full(rows, size, dtype=np.int32)), (value_type, value)]
+            continue
+        if run:
+            pieces.append(_record(run, rows))
+            run = []
+        pieces.append(_with_nulls(value_type, value, missing, rows))
+    if run:
+        pieces.append(_record(run, rows))
     joined = pc.binary_join_element_wise(*pieces, pa.scalar(b"", pa.binary()))
     starts = np.frombuffer(joined.buffers()[1], dtype=np.int32)
     begin, end = int(starts[joined.offset]), int(starts[joined.offset + rows])
     return joined.buffers()[2].slice(begin, end - begin)
+
+
+def _record(run: list[tuple[str, np.ndarray]], rows: int) -> pa.Array:
+    """A run of fixed-size fields, one packed big-endian record per row."""
+    records = np.empty(rows, dtype=[(f"f{i}", kind) for i, (kind, _) in enumerate(run)])
+    for i, (_, values) in enumerate(run):
+        records[f"f{i}"] = values
+    return _fixed(records.view(np.uint8).reshape(rows, records.dtype.itemsize))
+
+
+def _with_nulls(value_type: str, value: np.ndarray, missing: np.ndarray, rows: int):
+    """A fixed-size field with NULLs: -1 and no value for these."""
+    size = np.dtype(value_type).itemsize
+    records = np.empty(rows, dtype=[("length", ">i4"), ("value", value_type)])
+    records["length"] = np.where(missing, -1, size)
+    records["value"] = value
+    lengths = np.where(missing, 4, 4 + size)
+    return _ragged(records.view(np.uint8).reshape(rows, 4 + size), lengths)
 
 
 def _fixed(matrix: np.ndarray) -> pa.Array:
@@ -77,62 +137,45 @@ def _ragged(matrix: np.ndarray, lengths: np.ndarray) -> pa.Array:
     )
 
 
-def _number(kind: str, size: int) -> Callable[[np.ndarray, int], list[pa.Array]]:
-    """Fixed-size values: a length and the big-endian value, or -1 for NULL (the
-    missing values are a masked array, NaT or negative flags, by the encoder)."""
-
-    def encode_values(values: np.ndarray, missing: np.ndarray | None, rows: int):
-        records = np.empty(rows, dtype=[("length", ">i4"), ("value", kind)])
-        records["value"] = values
-        if missing is None or not missing.any():
-            records["length"] = size
-            return [_fixed(records.view(np.uint8).reshape(rows, 4 + size))]
-        records["length"] = np.where(missing, -1, size)
-        lengths = np.where(missing, 4, 4 + size)
-        return [_ragged(records.view(np.uint8).reshape(rows, 4 + size), lengths)]
-
-    return encode_values
+# A column's fields: (numpy big-endian type, values, missing or None) for a fixed-size
+# type, or (lengths, bytes) for a text.
 
 
-_int4, _int8, _byte = _number(">i4", 4), _number(">i8", 8), _number("u1", 1)
-
-
-def _timestamps(values, rows: int) -> list[pa.Array]:
+def _timestamps(values):
     stamps = np.asarray(values).astype("datetime64[us]")
     missing = np.isnat(stamps)
     micros = np.where(missing, 0, (stamps - _EPOCH_2000).astype(np.int64))
-    return _int8(micros, missing, rows)
+    return ">i8", micros, missing
 
 
-def _booleans(values, rows: int) -> list[pa.Array]:
+def _booleans(values):
     """Booleans, or flags (1, 0, -1 for none)."""
     flags = np.asarray(values).astype(np.int8)
-    return _byte(flags.clip(0, 1).astype(np.uint8), flags < 0, rows)
+    return "u1", flags.clip(0, 1).astype(np.uint8), flags < 0
 
 
-def _integers(values, rows: int) -> list[pa.Array]:
-    return _int4(np.asarray(values, dtype=np.int64), None, rows)
+def _integers(values):
+    return ">i4", np.asarray(values, dtype=np.int64), None
 
 
-def _bigints(values, rows: int) -> list[pa.Array]:
-    return _int8(np.asarray(values, dtype=np.int64), None, rows)
+def _bigints(values):
+    return ">i8", np.asarray(values, dtype=np.int64), None
 
 
-def _texts(values, rows: int) -> list[pa.Array]:
+def _texts(values):
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     missing = values.is_null().to_numpy(zero_copy_only=False)
     data = pc.cast(pc.fill_null(values, ""), pa.binary())
-    lengths = pc.binary_length(data).to_numpy(zero_copy_only=False).astype(np.int64)
-    lengths = np.where(missing, -1, lengths).astype(">i4")
-    return [_fixed(lengths.view(np.uint8).reshape(rows, 4)), data]
+    lengths = pc.binary_length(data).to_numpy(zero_copy_only=False).astype(np.int32)
+    return np.where(missing, -1, lengths), data
 
 
-_ENCODERS: dict[str, Callable[..., list[pa.Array]]] = {
+_TEXT_TYPES = ("character varying", "text")
+_FIELDS: dict[str, Callable] = {
     "timestamp without time zone": _timestamps,
     "boolean": _booleans,
     "integer": _integers,
     "bigint": _bigints,
-    "character varying": _texts,
-    "text": _texts,
+    **{kind: _texts for kind in _TEXT_TYPES},
 }
