@@ -70,7 +70,7 @@ LISTED = 2000  # database problems fetched per kind (the importer lists fewer)
 SORT_CACHE_KIB = 512
 # Helper threads SQLite may sort an index's keys with (the connection's default: none).
 SORT_THREADS = min(4, os.cpu_count() or 1)
-WRITE_CACHE_KIB = 32 * 1024
+WRITE_CACHE_KIB = 16 * 1024
 
 
 @dataclass
@@ -266,8 +266,9 @@ class SQLiteWriter:
         # The catalog and registry are read in this write transaction and every row is
         # checked against them, so the per-row foreign-key lookups can go.
         db.execute("PRAGMA foreign_keys=OFF")
-        # Enough pages for the id key of a few million rows; the rest of the memory
-        # budget is the chunks'.
+        # The page cache of the write. Each chunk's ids arrive sorted, so its keys land on
+        # a few pages of the primary key: 16 MiB write as fast as 32 (measured on a million
+        # rows) and keep the import's peak well under its 300 MiB budget.
         db.execute(f"PRAGMA cache_size=-{WRITE_CACHE_KIB}")
         db.execute("BEGIN IMMEDIATE")
         self.fetch = self.conn.fetch
