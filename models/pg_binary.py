@@ -73,25 +73,25 @@ def encode(types: list[str], columns: list) -> pa.Buffer:
     text as None) as binary COPY tuples."""
     rows = len(columns[0])
     pieces: list[pa.Array] = []
-    run: list[tuple[str, np.ndarray]] = [(">i2", np.full(rows, len(columns), dtype=np.int16))]
+    run: list[tuple[str, np.ndarray, np.ndarray | None]] = [
+        (">i2", np.full(rows, len(columns), dtype=np.int16), None)
+    ]
     for kind, values in zip(types, columns, strict=True):
         fields = _FIELDS[kind](values)
         if len(fields) == 2:  # a text: its length ends the run, its bytes follow
             lengths, data = fields
-            run.append((">i4", lengths))
+            run.append((">i4", lengths, None))
             pieces.append(_record(run, rows))
             pieces.append(data)
             run = []
             continue
         value_type, value, missing = fields
-        size = np.dtype(value_type).itemsize
-        if missing is None or not missing.any():
-            run += [(">i4", np.full(rows, size, dtype=np.int32)), (value_type, value)]
-            continue
-        if run:
-            pieces.append(_record(run, rows))
-            run = []
-        pieces.append(_with_nulls(value_type, value, missing, rows))
+        length = np.full(rows, np.dtype(value_type).itemsize, dtype=np.int32)
+        if missing is not None and missing.any():
+            length[missing] = -1
+        else:
+            missing = None
+        run += [(">i4", length, None), (value_type, value, missing)]
     if run:
         pieces.append(_record(run, rows))
     joined = pc.binary_join_element_wise(*pieces, pa.scalar(b"", pa.binary()))
@@ -100,22 +100,21 @@ def encode(types: list[str], columns: list) -> pa.Buffer:
     return joined.buffers()[2].slice(begin, end - begin)
 
 
-def _record(run: list[tuple[str, np.ndarray]], rows: int) -> pa.Array:
-    """A run of fixed-size fields, one packed big-endian record per row."""
-    records = np.empty(rows, dtype=[(f"f{i}", kind) for i, (kind, _) in enumerate(run)])
-    for i, (_, values) in enumerate(run):
+def _record(run: list[tuple[str, np.ndarray, np.ndarray | None]], rows: int) -> pa.Array:
+    """A run of fixed-size fields as one packed big-endian record per row, without the
+    bytes of its NULL values (their length, -1, stays)."""
+    records = np.empty(rows, dtype=[(f"f{i}", kind) for i, (kind, _, _) in enumerate(run)])
+    for i, (_, values, _) in enumerate(run):
         records[f"f{i}"] = values
-    return _fixed(records.view(np.uint8).reshape(rows, records.dtype.itemsize))
-
-
-def _with_nulls(value_type: str, value: np.ndarray, missing: np.ndarray, rows: int):
-    """A fixed-size field with NULLs: -1 and no value for these."""
-    size = np.dtype(value_type).itemsize
-    records = np.empty(rows, dtype=[("length", ">i4"), ("value", value_type)])
-    records["length"] = np.where(missing, -1, size)
-    records["value"] = value
-    lengths = np.where(missing, 4, 4 + size)
-    return _ragged(records.view(np.uint8).reshape(rows, 4 + size), lengths)
+    matrix = records.view(np.uint8).reshape(rows, records.dtype.itemsize)
+    if all(missing is None for _, _, missing in run):
+        return _fixed(matrix)
+    keep = np.ones(matrix.shape, dtype=bool)
+    for i, (_, _, missing) in enumerate(run):
+        if missing is not None:
+            at = records.dtype.fields[f"f{i}"][1]
+            keep[missing, at : at + records.dtype[f"f{i}"].itemsize] = False
+    return _ragged(matrix, keep)
 
 
 def _fixed(matrix: np.ndarray) -> pa.Array:
@@ -126,14 +125,13 @@ def _fixed(matrix: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.binary(), rows, [None, offsets, data])
 
 
-def _ragged(matrix: np.ndarray, lengths: np.ndarray) -> pa.Array:
-    """Each row of a byte matrix, its first `lengths` bytes, as one binary value."""
-    rows, width = matrix.shape
-    data = matrix[np.arange(width) < lengths[:, None]]
+def _ragged(matrix: np.ndarray, keep: np.ndarray) -> pa.Array:
+    """Each row of a byte matrix, the bytes `keep` marks, as one binary value."""
+    rows = matrix.shape[0]
     offsets = np.zeros(rows + 1, dtype=np.int32)
-    np.cumsum(lengths, out=offsets[1:])
+    np.cumsum(keep.sum(axis=1), out=offsets[1:])
     return pa.Array.from_buffers(
-        pa.binary(), rows, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+        pa.binary(), rows, [None, pa.py_buffer(offsets), pa.py_buffer(matrix[keep])]
     )
 
 
