@@ -107,7 +107,9 @@ def test_the_statement_is_the_same_for_every_chunk():
     assert a.width != b.width
 
 
-_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))
+_text = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=500
+)  # a packed text holds up to 9,999 bytes
 
 
 @settings(max_examples=200, deadline=None)
