@@ -24,26 +24,17 @@ COLUMNS = ("id", "agency_code")
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    for column in COLUMNS:
-        op.alter_column(
-            "dossier",
-            column,
-            type_=sa.String(64, collation="C"),
-            existing_type=sa.String(64),
-            existing_nullable=False,
-        )
+    _retype(sa.String(64), sa.String(64, collation="C"))
 
 
 def downgrade() -> None:
+    _retype(sa.String(64, collation="C"), sa.String(64))
+
+
+def _retype(existing: sa.String, new: sa.String) -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     for column in COLUMNS:
         op.alter_column(
-            "dossier",
-            column,
-            type_=sa.String(64),
-            existing_type=sa.String(64, collation="C"),
-            existing_nullable=False,
+            "dossier", column, type_=new, existing_type=existing, existing_nullable=False
         )
