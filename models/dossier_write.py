@@ -490,10 +490,7 @@ class PostgresWriter:
                 + ") ON COMMIT DROP"
             )
             self.target, self.columns = STAGE, STAGED
-        self.columns = pg_binary.copy_order(
-            self.fetch, "dossier", self.columns, never_null=("line", "chunk", "ok")
-        )
-        self.types = pg_binary.column_types(self.fetch, self.target, self.columns)
+        self.columns, self.types = pg_binary.copy_columns(self.fetch, self.target, self.columns)
 
     @property
     def direct(self) -> bool:

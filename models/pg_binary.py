@@ -9,8 +9,8 @@ its length (-1 for NULL), every row by its number of fields.
 
 Each column's fields are built for the whole chunk at once (numpy's big-endian records,
 Arrow's binary arrays) and Arrow joins them row by row: no Python object per value. The
-encoder of a column follows the type the table declares (`column_types`), so a column
-declared `bigint` gets eight bytes and one declared `integer` four.
+encoder of a column follows the type the table declares, so a column
+declared `bigint` gets eight bytes and one declared `integer` four (`copy_columns`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ TRAILER = b"\xff\xff"
 _EPOCH_2000 = np.datetime64("2000-01-01T00:00:00", "us")
 
 
-def column_types(fetch, table: str, columns: tuple[str, ...]) -> list[str]:
-    """The declared type of each of `columns` of `table` (temporary tables included)."""
+def copy_columns(fetch, table: str, columns: tuple[str, ...]) -> tuple[tuple[str, ...], list[str]]:
+    """`columns` in the order to COPY them — the fixed-size ones first, the texts last,
+    so that a row's fixed-size fields make one record (`_record`) — and the type `table`
+    declares for each (temporary tables included)."""
     found = dict(
         fetch(
             "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute "
@@ -41,31 +43,8 @@ def column_types(fetch, table: str, columns: tuple[str, ...]) -> list[str]:
     unknown = sorted({found[c] for c in columns} - set(_FIELDS))
     if unknown:
         raise TypeError(f"no binary COPY encoder for {', '.join(unknown)} (table {table})")
-    return [found[c] for c in columns]
-
-
-def copy_order(
-    fetch, table: str, columns: tuple[str, ...], never_null: tuple[str, ...] = ()
-) -> tuple[str, ...]:
-    """`columns` in the order that makes the fewest pieces to join: the fixed-size
-    columns `table` declares NOT NULL (or `never_null` says are), then the other
-    fixed-size ones (a run of fixed-size fields without NULL is one record per row),
-    then the texts."""
-    found = {
-        name: (text, not_null)
-        for name, text, not_null in fetch(
-            "SELECT attname, format_type(atttypid, NULL) = ANY(%s), attnotnull "
-            "FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
-            "AND NOT attisdropped",
-            (list(_TEXT_TYPES), table),
-        )
-    }
-
-    def rank(column: str) -> int:
-        text, not_null = found.get(column, (False, column in never_null))
-        return 2 if text else 0 if not_null or column in never_null else 1
-
-    return tuple(sorted(columns, key=rank))
+    ordered = tuple(sorted(columns, key=lambda c: found[c] in _TEXT_TYPES))
+    return ordered, [found[c] for c in ordered]
 
 
 def encode(types: list[str], columns: list) -> pa.Buffer:
